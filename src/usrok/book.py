@@ -1,0 +1,154 @@
+"""Sphinx/myst-nb glue that makes the book's Altair charts work offline.
+
+- :class:`VegaLiteRenderer` is a myst-nb mime-render plugin (registered as an entry
+  point in ``pyproject.toml``): it turns a Vega-Lite output into a chart container,
+  the spec as inert JSON, and a collapsible data table.
+- :func:`setup` (a Sphinx extension, listed in ``_config.yml``) writes Vega, Vega-Lite
+  and Vega-Embed once into ``_static`` from ``vl-convert-python`` and adds them, as a
+  module script, only to pages that have a chart. No CDN, nothing inlined per chart.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from docutils import nodes
+
+VEGALITE_MIME = "application/vnd.vegalite.v5+json"
+VL_VERSION = "5.20"
+STATIC_DIR = "usrok"
+MAX_TABLE_ROWS = 400
+HERE = Path(__file__).parent
+
+
+def _bundle_name() -> str:
+    import vl_convert
+
+    return f"vega-bundle-vl{VL_VERSION}-vlc{vl_convert.__version__}.js"
+
+
+# --------------------------------------------------------------------------- rendering
+def _title(spec: dict) -> tuple[str, list[str]]:
+    title = spec.get("title") or ""
+    if isinstance(title, dict):
+        sub = title.get("subtitle") or []
+        return str(title.get("text", "")), [sub] if isinstance(sub, str) else list(sub)
+    return str(title), []
+
+
+def _data_tables(spec: dict) -> str:
+    """HTML tables of the chart's inline datasets, so the data are readable without the chart."""
+    parts = []
+    for values in (spec.get("datasets") or {}).values():
+        if not values:
+            continue
+        columns = list(values[0].keys())
+        head = "".join(f'<th scope="col">{html.escape(str(c))}</th>' for c in columns)
+        rows = []
+        for row in values[:MAX_TABLE_ROWS]:
+            cells = "".join(
+                f"<td>{'' if row.get(c) is None else html.escape(str(row.get(c)))}</td>" for c in columns
+            )
+            rows.append(f"<tr>{cells}</tr>")
+        more = (f'<p class="usrok-more">First {MAX_TABLE_ROWS} of {len(values)} rows.</p>'
+                if len(values) > MAX_TABLE_ROWS else "")
+        parts.append(f'<div class="usrok-table-wrap"><table class="usrok-table"><thead><tr>{head}'
+                     f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{more}')
+    return "".join(parts)
+
+
+def to_vega(spec: dict) -> dict:
+    """Compile Vega-Lite to Vega at build time (the browser then only runs Vega)."""
+    import vl_convert
+
+    vega = vl_convert.vegalite_to_vega(spec, vl_version=VL_VERSION)
+    # Vega-Lite 5 labels its output "Vega v5"; the bundle's Vega 6 runs it unchanged, and
+    # without the label vega-embed does not warn about the version on every chart.
+    vega.pop("$schema", None)
+    return vega
+
+
+def chart_html(spec: dict) -> str:
+    """The HTML for one chart: container with accessible name, spec, source line, data table."""
+    title, subtitle = _title(spec)
+    description = spec.get("description") or title
+    source = next((s for s in subtitle if str(s).startswith("Source:")), "")
+    spec_json = json.dumps(to_vega(spec), separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
+    return (
+        '<div class="usrok-chart-block">'
+        f'<div class="usrok-chart" role="img" aria-label="{html.escape(description)}" tabindex="0">'
+        '<p class="usrok-chart-loading">Loading chart…</p></div>'
+        f'<script type="application/json" class="usrok-spec">{spec_json}</script>'
+        f'<p class="usrok-chart-desc"><strong>Chart description.</strong> {html.escape(description)}'
+        f' <span class="usrok-source">{html.escape(source)}</span></p>'
+        f'<details class="usrok-data"><summary>Data behind the chart “{html.escape(title)}”</summary>'
+        f"{_data_tables(spec)}</details>"
+        "</div>"
+    )
+
+
+class VegaLiteRenderer:
+    """myst-nb mime renderer: Vega-Lite JSON becomes an offline chart block."""
+
+    mime_priority_overrides = [("html", VEGALITE_MIME, 1), ("dirhtml", VEGALITE_MIME, 1)]
+
+    @staticmethod
+    def handle_mime(renderer, data, inline):
+        if data.mime_type != VEGALITE_MIME:
+            return None
+        spec = data.content if isinstance(data.content, dict) else json.loads(data.string)
+        return [nodes.raw(text=chart_html(spec), format="html", classes=["output", "usrok-vegalite"])]
+
+
+# --------------------------------------------------------------------------- sphinx
+def _write_static(app) -> None:
+    """Write the Vega bundle (once per version) and the course's JS/CSS into _static/usrok."""
+    if app.builder.format != "html":
+        return
+    out = Path(app.outdir) / "_static" / STATIC_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = out / _bundle_name()
+    if not bundle.exists():
+        import vl_convert
+
+        # The bundle is an ES module; it announces itself so chart scripts can wait for it.
+        snippet = ("window.vegaEmbed=vegaEmbed;window.vega=vega;"
+                   "window.dispatchEvent(new Event('vega-ready'));")
+        bundle.write_text(vl_convert.javascript_bundle(snippet, vl_version=VL_VERSION), encoding="utf-8")
+    for name in ("charts.js", "quiz.js", "course.css"):
+        src = (HERE / name).read_bytes()
+        dest = out / name
+        if not dest.exists() or dest.read_bytes() != src:
+            dest.write_bytes(src)
+
+
+def _page_assets(app, pagename, templatename, context, doctree) -> None:
+    """Load the chart scripts only on pages that draw a chart (the bundle is ~0.9 MB)."""
+    body = context.get("body", "")
+    if "usrok-spec" in body:
+        app.add_js_file(f"{STATIC_DIR}/{_bundle_name()}", type="module")
+        app.add_js_file(f"{STATIC_DIR}/charts.js", type="module")
+    if "usrok-quiz" in body:
+        app.add_js_file(f"{STATIC_DIR}/quiz.js", defer="defer")
+
+
+def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+    """Drop repeated inline scripts (sphinx-thebe adds its config twice: 'THEBE_JS_URL' error)."""
+    seen, unique = set(), []
+    for js in context.get("script_files", []):
+        key = (getattr(js, "filename", None) or "", getattr(js, "attributes", {}).get("body", ""))
+        if key in seen:
+            continue
+        seen.add(key)
+        unique.append(js)
+    context["script_files"] = unique
+
+
+def setup(app):
+    app.connect("builder-inited", _write_static)
+    app.connect("html-page-context", _page_assets)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.add_css_file(f"{STATIC_DIR}/course.css")
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,30 @@
+// Draw every course chart on the page with the locally bundled Vega-Embed.
+// Loaded as a module after the bundle, so window.vegaEmbed is normally ready.
+// Specs arrive already compiled to Vega at build time (usrok.book), so the browser
+// skips the Vega-Lite compile step.
+const OPTIONS = {
+  mode: "vega",
+  renderer: "svg",
+  actions: { export: true, source: false, compiled: false, editor: false },
+};
+
+
+async function drawAll() {
+  for (const script of document.querySelectorAll("script.usrok-spec")) {
+    const target = script.previousElementSibling;
+    if (!target || target.dataset.drawn) continue;
+    try {
+      const spec = JSON.parse(script.textContent);
+      target.textContent = "";
+      await window.vegaEmbed(target, spec, OPTIONS);
+      target.dataset.drawn = "true";
+    } catch (err) {
+      target.dataset.drawn = "error";
+      target.textContent = "This chart could not be drawn; its data are in the table below.";
+      console.error("usrok chart:", err);
+    }
+  }
+}
+
+if (window.vegaEmbed) drawAll();
+else window.addEventListener("vega-ready", drawAll, { once: true });

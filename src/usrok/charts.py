@@ -1,0 +1,149 @@
+"""The course's chart theme and chart builders (Altair).
+
+Every chart in the book goes through :func:`finish`, which refuses a chart
+without a title, a text description (used as the accessible name) or a source
+line. Charts are ordinary Altair objects: JupyterLab draws them natively, and the
+book's Sphinx extension (:mod:`usrok.book`) turns the same Vega-Lite output into
+an offline chart with a data table.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+# Emit the Vega-Lite mimetype: JupyterLab draws it natively (no CDN), and the book's
+# myst-nb plugin (usrok.book) turns it into an offline chart. Colab only draws HTML.
+try:
+    import google.colab  # noqa: F401
+    alt.renderers.enable("colab")
+except ImportError:
+    alt.renderers.enable("mimetype")
+
+# Okabe-Ito: distinguishable under the common colour-vision deficiencies.
+PALETTE = [
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#000000",  # black
+    "#F0E442",  # yellow (last: too light for lines on white)
+]
+# Dash patterns so that series never rely on colour alone.
+DASHES = [[1, 0], [6, 3], [2, 2], [8, 2, 2, 2], [4, 4], [1, 3]]
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+WIDTH = 620
+HEIGHT = 300
+
+
+class ChartSpecError(ValueError):
+    """A chart is missing something every course chart must have."""
+
+
+@alt.theme.register("usrok", enable=True)
+def course_theme() -> alt.theme.ThemeConfig:
+    """Fonts, sizes and the colour-blind-safe palette shared by every chart."""
+    return {
+        "config": {
+            "font": FONT,
+            "view": {"continuousWidth": WIDTH, "continuousHeight": HEIGHT, "stroke": None},
+            "range": {"category": PALETTE},
+            "title": {"anchor": "start", "fontSize": 16, "fontWeight": 600,
+                      "subtitleFontSize": 12, "subtitleColor": "#444", "offset": 12},
+            "axis": {"labelFontSize": 12, "titleFontSize": 12, "titleFontWeight": 600,
+                     "labelColor": "#333", "titleColor": "#222", "gridColor": "#e6e6e6"},
+            "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "top"},
+            "line": {"strokeWidth": 2.5},
+            "point": {"size": 50},
+        }
+    }
+
+
+def finish(chart, *, title: str, description: str, source: str, subtitle: str | None = None,
+           width: int | None = WIDTH, height: int | None = None):
+    """Give a chart its title, source line and description; refuse a chart that lacks them.
+
+    ``description`` is the chart's alternative text: say what the chart shows and the
+    one thing a reader should see in it. ``source`` names where the data come from.
+    """
+    for name, value in (("title", title), ("description", description), ("source", source)):
+        if not isinstance(value, str) or not value.strip():
+            raise ChartSpecError(f"every course chart needs a {name}; got {value!r}")
+    lines = ([subtitle] if subtitle else []) + [f"Source: {source}"]
+    props = {"title": alt.Title(title, subtitle=lines), "description": description}
+    if width is not None and not isinstance(chart, (alt.VConcatChart, alt.HConcatChart)):
+        props["width"] = width
+    if height is not None:
+        props["height"] = height
+    return chart.properties(**props)
+
+
+def check(chart) -> dict:
+    """Return the chart's Vega-Lite dict after checking it has what every course chart needs."""
+    spec = chart.to_dict() if hasattr(chart, "to_dict") else dict(chart)
+    title = spec.get("title")
+    text = title.get("text") if isinstance(title, dict) else title
+    subtitle = title.get("subtitle", []) if isinstance(title, dict) else []
+    subtitle = [subtitle] if isinstance(subtitle, str) else subtitle
+    if not text:
+        raise ChartSpecError("chart has no title")
+    if not spec.get("description"):
+        raise ChartSpecError(f"chart {text!r} has no description (alt text)")
+    if not any(str(line).startswith("Source:") for line in subtitle):
+        raise ChartSpecError(f"chart {text!r} has no source line")
+    return spec
+
+
+def year_axis(field: str = "year", title: str = "Year") -> alt.X:
+    """A year axis without thousands separators."""
+    return alt.X(f"{field}:Q", title=title, axis=alt.Axis(format="d", tickMinStep=1),
+                 scale=alt.Scale(zero=False, nice=False))
+
+
+def troops_over_time(df: pd.DataFrame, *, hosts=None, title: str, description: str,
+                     source: str, subtitle: str | None = None, events: pd.DataFrame | None = None):
+    """US military personnel by host and year, one line per host, with tooltips.
+
+    A legend click highlights one host; a brush on the small overview chart zooms
+    the main chart. ``events`` (columns ``year``, ``label``) adds rules with labels.
+    """
+    data = df[["host", "year", "troops"]]
+    if hosts is not None:
+        data = data[data["host"].isin(hosts)]
+    order = list(hosts) if hosts is not None else sorted(data["host"].unique())
+    pick = alt.selection_point(fields=["host"], bind="legend")
+    brush = alt.selection_interval(encodings=["x"])
+    colour = alt.Color("host:N", title="Host country", sort=order,
+                       scale=alt.Scale(domain=order, range=PALETTE[: len(order)]))
+    dash = alt.StrokeDash("host:N", sort=order, legend=None,
+                          scale=alt.Scale(domain=order, range=DASHES[: len(order)]))
+    y = alt.Y("troops:Q", title="US military personnel (people)", axis=alt.Axis(format="~s"))
+    # The main chart's x scale follows the brush drawn on the overview strip.
+    base = alt.Chart(data).encode(x=year_axis().scale(domain=brush, zero=False, nice=False), y=y)
+    lines = base.mark_line().encode(
+        color=colour, strokeDash=dash,
+        opacity=alt.when(pick).then(alt.value(1)).otherwise(alt.value(0.15)),
+        tooltip=[alt.Tooltip("host:N", title="Host"), alt.Tooltip("year:Q", title="Year", format="d"),
+                 alt.Tooltip("troops:Q", title="US personnel", format=",")],
+    ).add_params(pick)
+    points = base.mark_point(filled=True, size=18).encode(
+        color=colour, shape=alt.Shape("host:N", sort=order, legend=None),
+        opacity=alt.when(pick).then(alt.value(0.9)).otherwise(alt.value(0.1)),
+        tooltip=[alt.Tooltip("host:N", title="Host"), alt.Tooltip("year:Q", title="Year", format="d"),
+                 alt.Tooltip("troops:Q", title="US personnel", format=",")],
+    )
+    main = lines + points
+    if events is not None and len(events):
+        ev = alt.Chart(events[["year", "label"]]).encode(x=year_axis().scale(domain=brush, zero=False, nice=False))
+        main = main + ev.mark_rule(color="#555", strokeDash=[3, 3]).encode(
+            tooltip=[alt.Tooltip("year:Q", format="d", title="Year"), alt.Tooltip("label:N", title="Event")]
+        ) + ev.mark_text(angle=270, align="left", dx=4, dy=-4, baseline="bottom", fontSize=11,
+                         color="#333", y=0).encode(text="label:N")
+    main = main.properties(height=HEIGHT)
+    overview = alt.Chart(data).encode(x=year_axis(), y=y.axis(None)).mark_line().encode(color=colour, strokeDash=dash).add_params(brush).properties(
+        height=60, title=alt.Title("Drag across this strip to zoom the chart above", fontSize=11,
+                                   fontWeight="normal"))
+    chart = alt.vconcat(main.properties(width=WIDTH), overview.properties(width=WIDTH), spacing=12)
+    return finish(chart, title=title, description=description, source=source, subtitle=subtitle)

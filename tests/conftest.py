@@ -1,0 +1,128 @@
+"""Shared fixtures: the built book, a local web server, and headless Chromium.
+
+The browser is Debian's `chromium`, driven by Playwright for Python; every request
+that does not go to 127.0.0.1 is aborted, so a page that needs the internet fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+BIN = Path(sys.executable).parent
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def build_book() -> subprocess.CompletedProcess:
+    """Build (incrementally) with warnings as errors; returns the finished process."""
+    return subprocess.run([str(BIN / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going"],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def book_build():
+    """The book, built now (a no-op when `make book` just ran). Fails on any warning."""
+    result = build_book()
+    return result
+
+
+@pytest.fixture(scope="session")
+def site(book_build):
+    assert book_build.returncode == 0, book_build.stdout[-4000:] + book_build.stderr[-4000:]
+    return HTML
+
+
+def html_pages() -> list[Path]:
+    """Every page of the built book (not Sphinx's own search/genindex pages)."""
+    skip = {"search.html", "genindex.html"}
+    return sorted(p for p in HTML.rglob("*.html")
+                  if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                      ".ipynb": "application/x-ipynb+json", ".js": "text/javascript",
+                      ".mjs": "text/javascript"}
+
+    def log_message(self, *args):  # keep the test output readable
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(site):
+    """Serve _build/html on 127.0.0.1 (a random free port)."""
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    exe = shutil.which("chromium")
+    if not exe:
+        pytest.fail("Debian's chromium is not installed: run `make browser` (apt-get install chromium)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+class PageVisit:
+    """A page opened offline, with its console errors and blocked/failed requests recorded."""
+
+    def __init__(self, page):
+        self.page = page
+        self.console_errors: list[str] = []
+        self.blocked: list[str] = []
+        self.failed: list[str] = []
+
+
+@pytest.fixture
+def open_page(browser, server):
+    """open_page(path) -> PageVisit; a fresh context per page (cold cache unless reused)."""
+    contexts = []
+
+    def _open(path: str, context=None, wait_for_charts: bool = True) -> PageVisit:
+        ctx = context or browser.new_context()
+        if context is None:
+            contexts.append(ctx)
+        page = ctx.new_page()
+        visit = PageVisit(page)
+
+        def route(r):
+            if r.request.url.startswith("http://127.0.0.1:"):
+                r.continue_()
+            else:
+                visit.blocked.append(r.request.url)
+                r.abort()
+
+        page.route("**/*", route)
+        page.on("console", lambda m: m.type == "error" and visit.console_errors.append(m.text))
+        page.on("pageerror", lambda e: visit.console_errors.append(str(e)))
+        page.on("requestfailed", lambda r: visit.failed.append(f"{r.url} {r.failure}"))
+        page.goto(f"{server}/{path}", wait_until="load")
+        if wait_for_charts and page.locator(".usrok-chart").count():
+            page.wait_for_function(
+                "[...document.querySelectorAll('.usrok-chart')].every(e => e.dataset.drawn)",
+                timeout=15000)
+        return visit
+
+    yield _open
+    for ctx in contexts:
+        ctx.close()

@@ -1,0 +1,58 @@
+"""The book builds clean, and every page works offline in a real browser."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import HTML, html_pages
+
+
+def test_book_builds_with_warnings_as_errors(book_build):
+    log = book_build.stdout + book_build.stderr
+    assert book_build.returncode == 0, log[-6000:]
+    assert not re.search(r"WARNING|ERROR", log), "build printed warnings:\n" + "\n".join(
+        line for line in log.splitlines() if "WARNING" in line or "ERROR" in line)[:6000]
+
+
+def test_every_toc_page_was_built(site):
+    import yaml
+
+    toc = yaml.safe_load((HTML.parents[1] / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    for f in files:
+        assert (site / f"{f}.html").exists(), f"{f}.html missing from the built site"
+
+
+def _relative(path):
+    return str(path.relative_to(HTML))
+
+
+PAGES = [_relative(p) for p in html_pages()] if HTML.exists() else []
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_loads_offline_and_every_chart_draws(open_page, path):
+    visit = open_page(path)
+    page = visit.page
+    charts = page.locator(".usrok-chart")
+    for i in range(charts.count()):
+        chart = charts.nth(i)
+        assert chart.get_attribute("data-drawn") == "true", f"chart {i} on {path} did not draw"
+        assert chart.locator("svg, canvas").count() >= 1, f"chart {i} on {path} has no svg/canvas"
+        label = chart.get_attribute("aria-label") or ""
+        assert len(label) > 20, f"chart {i} on {path} has no real text description"
+    assert visit.console_errors == [], f"console errors on {path}: {visit.console_errors}"
+    assert visit.blocked == [], f"{path} tried to reach the network: {visit.blocked}"
+    assert visit.failed == [], f"failed requests on {path}: {visit.failed}"
+
+
+def test_vega_bundle_is_a_shared_file_not_inlined(site):
+    bundles = list((site / "_static" / "usrok").glob("vega-bundle-*.js"))
+    assert len(bundles) == 1
+    for page in html_pages():
+        text = page.read_text(encoding="utf-8")
+        assert "cdn.jsdelivr" not in text and "unpkg.com" not in text, f"{page} references a CDN"
+        assert len(re.findall(r"vega-bundle-[^\"']+\.js", text)) <= 1, f"{page} loads the bundle twice"
+        assert "window.vegaEmbed=vegaEmbed" not in text, f"{page} inlines the Vega bundle"
