@@ -14,7 +14,14 @@ import html
 import json
 from pathlib import Path
 
+import os
+
 from docutils import nodes
+from sphinx import addnodes
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+logger = logging.getLogger(__name__)
 
 VEGALITE_MIME = "application/vnd.vegalite.v5+json"
 VL_VERSION = "5.20"
@@ -146,7 +153,56 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     context["script_files"] = unique
 
 
+# --------------------------------------------------------------------------- exercise links
+def exercise_notebook(name: str) -> str:
+    """Repository path of an assignment's student notebook (what students download or open)."""
+    return f"exercises/{name}/student/{name}.ipynb"
+
+
+def binder_url(theme_options: dict, path: str) -> str:
+    """A Binder link that opens ``path`` of the book's repository in JupyterLab.
+
+    Uses the same settings as Jupyter Book's launch buttons (``repository`` and
+    ``launch_buttons`` in _config.yml, passed to Sphinx as html_theme_options).
+    """
+    from urllib.parse import quote
+
+    repo = theme_options["repository_url"].rstrip("/").removeprefix("https://github.com/")
+    branch = theme_options.get("repository_branch") or "main"
+    hub = (theme_options.get("launch_buttons", {}).get("binderhub_url") or "https://mybinder.org").rstrip("/")
+    return f"{hub}/v2/gh/{repo}/{branch}?urlpath={quote('lab/tree/' + path, safe='')}"
+
+
+class ExerciseLinks(SphinxDirective):
+    """``{exercise-links} ex03_easi``: download + Binder links to an assignment's student notebook."""
+
+    required_arguments = 1
+
+    def run(self):
+        name = self.arguments[0]
+        root = Path(self.env.srcdir)
+        notebook = exercise_notebook(name)
+        if not (root / notebook).exists():
+            # The test suite fails on a missing notebook; while drafting, say so in the page.
+            logger.info(f"[usrok] student notebook {notebook} not built yet")
+            para = nodes.paragraph(text=f"(The exercise notebook {name} is not built yet.)")
+            return [para]
+        docdir = Path(self.env.doc2path(self.env.docname)).parent
+        rel = os.path.relpath(root / notebook, docdir)
+        download = addnodes.download_reference(
+            "", "", nodes.inline(text="download the student notebook"),
+            refdoc=self.env.docname, reftarget=rel, refexplicit=True, reftype="download", refdomain="")
+        binder = nodes.reference("", "open it on Binder",
+                                 refuri=binder_url(self.config.html_theme_options, notebook))
+        para = nodes.paragraph(classes=["usrok-exercise"])
+        para += [nodes.strong(text=f"Graded exercise {name}: "), download, nodes.Text(" or "), binder,
+                 nodes.Text(" (it runs in your browser; check each answer with "),
+                 nodes.literal(text='grader.check("q1")'), nodes.Text(").")]
+        return [para]
+
+
 def setup(app):
+    app.add_directive("exercise-links", ExerciseLinks)
     app.connect("builder-inited", _write_static)
     app.connect("html-page-context", _page_assets)
     app.connect("html-page-context", _dedupe_scripts, priority=900)
