@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 import os
@@ -201,8 +202,28 @@ class ExerciseLinks(SphinxDirective):
         return [para]
 
 
+_DOWNLOAD_BUTTON = re.compile(
+    r'<a href="([^"]+)" target="_blank"(\s+class="btn btn-sm btn-download-(?:notebook|source)-button)')
+
+
+def _download_attribute(app, exception) -> None:
+    """Make the theme's .ipynb/.md buttons download the file instead of showing JSON as text.
+
+    sphinx-book-theme renders them as plain links that open in a new tab and has no
+    option for the ``download`` attribute, so add it to the written pages.
+    """
+    if exception or app.builder.format != "html":
+        return
+    for page in Path(app.outdir).rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        fixed = _DOWNLOAD_BUTTON.sub(r'<a href="\1" download\2', text)
+        if fixed != text:
+            page.write_text(fixed, encoding="utf-8")
+
+
 def setup(app):
     app.add_directive("exercise-links", ExerciseLinks)
+    app.connect("build-finished", _download_attribute)
     app.connect("builder-inited", _write_static)
     app.connect("html-page-context", _page_assets)
     app.connect("html-page-context", _dedupe_scripts, priority=900)
