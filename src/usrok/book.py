@@ -142,16 +142,33 @@ def _page_assets(app, pagename, templatename, context, doctree) -> None:
         app.add_js_file(f"{STATIC_DIR}/quiz.js", defer="defer")
 
 
-def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
-    """Drop repeated inline scripts (sphinx-thebe adds its config twice: 'THEBE_JS_URL' error)."""
+_THEBE_CONFIG = re.compile(r'<script type="text/x-thebe-config">.*?</script>', re.S)
+
+
+def _tidy_scripts(app, pagename, templatename, context, doctree) -> None:
+    """Drop duplicate scripts, and Thebe's scripts when live code is off.
+
+    sphinx-thebe adds its inline config (which names a CDN URL) to every page even when
+    ``launch_buttons.thebe`` is false, and can add it twice ('THEBE_JS_URL has already
+    been declared'). With live code off the book loads none of it.
+    """
+    thebe_on = bool(app.config.html_theme_options.get("launch_buttons", {}).get("thebe"))
     seen, unique = set(), []
     for js in context.get("script_files", []):
-        key = (getattr(js, "filename", None) or "", getattr(js, "attributes", {}).get("body", ""))
-        if key in seen:
+        filename = getattr(js, "filename", None) or ""
+        body = getattr(js, "attributes", {}).get("body", "")
+        if not thebe_on and ("sphinx-thebe" in filename or "THEBE_JS_URL" in body):
             continue
-        seen.add(key)
+        if (filename, body) in seen:
+            continue
+        seen.add((filename, body))
         unique.append(js)
     context["script_files"] = unique
+    if not thebe_on:
+        context["css_files"] = [css for css in context.get("css_files", [])
+                                if "sphinx-thebe" not in (getattr(css, "filename", None) or str(css))]
+        if "body" in context:
+            context["body"] = _THEBE_CONFIG.sub("", context["body"])
 
 
 # --------------------------------------------------------------------------- exercise links
@@ -226,6 +243,6 @@ def setup(app):
     app.connect("build-finished", _download_attribute)
     app.connect("builder-inited", _write_static)
     app.connect("html-page-context", _page_assets)
-    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("html-page-context", _tidy_scripts, priority=900)
     app.add_css_file(f"{STATIC_DIR}/course.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
