@@ -263,8 +263,8 @@ class Builder:
                 "Flynn, Machain & Stravers), taken unchanged from the course extract of "
                 "troopdata's data-raw/troopdata.csv. This is the default series for charts. "
                 "Caveats: 'Germany' is West Germany (ccode 260) up to 1990 and unified Germany "
-                "(ccode 255) from 1991 -- see host_detail; a jump at 1990/91 is partly a change of "
-                "territory. The service-branch columns (army, navy, air_force, marine_corps) are "
+                "(ccode 255) from 1991 -- see host_detail; a change at 1990/91 may partly reflect the "
+                "change of territory. The service-branch columns (army, navy, air_force, marine_corps) are "
                 f"kept but are empty before {first_branch}; they were stored as decimals in the "
                 "source and are written as integers here. For South Korea the newer 'rebuild' series is in "
                 "usfk_troops_rebuild and differs in some years."),
@@ -1045,6 +1045,11 @@ class Builder:
         years = [r["start_year"] for r in rows]
         nk = Counter(r["kind"] for r in rows)
         no_loc = [r["mme_id"] for r in rows if r["lat"] == ""]
+        (top_pt, top_n), = Counter((r["lat"], r["lon"]) for r in rows
+                                   if r["lat"]).most_common(1)
+        no_name = [r["mme_id"] for r in rows if r["name"] == "-9"]
+        far = [r["mme_id"] for r in rows
+               if r["lon"] and not 120 <= float(r["lon"]) <= 135]
         series = sorted({r["series"] for r in rows if r["series"]})
         flag_desc = "MME flag '{}' (true = the exercise has this element)."
         self.add("us_rok_exercises", rows, {
@@ -1056,14 +1061,19 @@ class Builder:
                 "package (data-raw/mme_v7.csv). Column names are shortened and made snake_case; "
                 "the 0/1 flags become booleans. Dates: the source mixes 'm/d/yy' and "
                 "'YYYY-MM-xx' (day unknown); start_date/end_date rewrite them as ISO 'YYYY-MM-DD' "
-                "or 'YYYY-MM' (two-digit years resolved with s.year/e.year), the originals are "
+                "or 'YYYY-MM' (two-digit years read as 19yy from 50 up and 20yy below, checked "
+                "against s.year/e.year), the originals are "
                 "kept in start_date_source/end_date_source. DERIVED kind: 'non-traditional' if "
                 "the Peacekeeping or Humanitarian flag is set, otherwise 'traditional' "
                 f"({nk['traditional']} traditional, {nk['non-traditional']} non-traditional). "
-                "Caveats: series is empty for one-off exercises; lat/lon geocode the Location "
-                "text (often the centre of South Korea, once the centre of the continental US), "
-                "not the exercise site; participants joins the source's StateA..StateZ columns "
+                "Caveats: series is empty for one-off exercises; lat/lon geocode the Location text, "
+                f"not the exercise site: {top_n} rows share the single point {top_pt[0]}, "
+                f"{top_pt[1]} (most with Location 'South Korea' or a variant), and "
+                f"{len(far)} rows lie outside the 120-135 deg E band around Korea (exercises "
+                "held elsewhere, e.g. RIMPAC); participants joins the source's StateA..StateZ columns "
                 "and one value contains '-9', the MME code for a missing value; "
+                f"{len(no_name)} rows have the name '-9' (no name in MME: label them by series, "
+                "date or focus_description); "
                 f"{len(no_loc)} row(s) ({', '.join(no_loc)}) have location '-9' and no "
                 "coordinates. The Cyber flag is never set in these rows."),
             "coverage": f"{min(years)}–{max(years)}; {len(rows)} exercises; series: "
@@ -1287,8 +1297,8 @@ class Builder:
              "country boundaries, 1:50m, version 4.1.0, as redistributed in the world-atlas npm "
              "package 2.0.2 (countries-50m.json), converted from TopoJSON to GeoJSON; copied "
              "unchanged. Small enough to ship for offline maps (Altair mark_geoshape with a "
-             "Mercator projection, with us_sites on top). Boundaries are Natural Earth's de "
-             "facto lines at 1:50m scale; not for measurement. load() returns it as a dict."),
+             "Mercator projection, with us_sites on top). Generalised at 1:50m scale: fine for "
+             "a map, not for measurement. load() returns it as a dict."),
             ("coverage", "Korean peninsula: " + ", ".join(names)),
             ("sources", [
                 {"title": "Natural Earth, Admin 0 countries 1:50m v4.1.0, via world-atlas 2.0.2",

@@ -583,6 +583,14 @@ def test_catalogue_page_covers_every_resource():
         assert f"{{download}}`" in md and f"<../data/{r['path']}>`" in md, r["name"]
         assert f'load("{r["name"]}")' in md
     assert re.search(r"(?<!\\)\$", md) is None, "dollar signs are escaped (no accidental math)"
+    # the book enables linkify: only the sources' own URLs may become links
+    from markdown_it import MarkdownIt
+
+    md_parser = MarkdownIt("commonmark", {"linkify": True}).enable(["linkify", "table"])
+    hrefs = {t.attrGet("href") for tok in md_parser.parse(md) if tok.children
+             for t in tok.children if t.type == "link_open"}
+    urls = {s["path"] for r in descriptor()["resources"] for s in r["sources"]}
+    assert hrefs and hrefs <= urls, hrefs - urls
     page = (ROOT / "chapters" / "data_sources.md").read_text(encoding="utf-8")
     assert "(data-sources)=" in page and "# Data sources" in page
     assert "remove-input" in page and "catalogue_markdown" in page

@@ -434,11 +434,13 @@ def load(name: str, data_dir: str | os.PathLike | None = None, *, validate: bool
 # ---------------------------------------------------------------------------
 # The "Data sources" page
 # ---------------------------------------------------------------------------
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>{}$|#~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>{}$|#~.])")
 
 
 def _md(text: str) -> str:
-    """Escape text for MyST Markdown (no accidental math, HTML, roles or tables)."""
+    """Escape text for MyST Markdown: no accidental math ($), HTML (<TAB>), roles,
+    table cells (|) or auto-links (linkify would turn 'README.md' into a link to a
+    Moldovan domain; an escaped dot stops it)."""
     return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
