@@ -76,6 +76,23 @@ def test_frictionless_validates_the_package():
     assert {t.name for t in report.tasks} == set(EXPECTED)
 
 
+def test_package_checks_foreign_keys(tmp_path):
+    """A dangling reference (gpr_realignment -> alliance_timeline) fails package validation."""
+    from frictionless import Package
+
+    copy = _copy_data(tmp_path)
+    path = copy / "gpr_realignment.csv"
+    rows = _read(path)
+    col = rows[0].index("timeline_event_id")
+    i = next(i for i, r in enumerate(rows) if i and r[col])
+    rows[i][col] = "tl-1066-10-14"
+    _write(path, rows)
+    report = Package(str(copy / "datapackage.json")).validate()
+    errors = [(task.name, e.to_dict().get("rowNumber"), e.type)
+              for task in report.tasks for e in task.errors]
+    assert ("gpr_realignment", i + 1, "foreign-key") in errors
+
+
 def test_expected_resources_and_files_exist():
     names = [r["name"] for r in descriptor()["resources"]]
     assert sorted(names) == sorted(EXPECTED)
