@@ -18,6 +18,8 @@ async function drawAll() {
       target.textContent = "";
       await window.vegaEmbed(target, spec, OPTIONS);
       target.dataset.drawn = "true";
+      // The benchmark reads this mark: time from navigation to the first chart drawn.
+      if (!performance.getEntriesByName("usrok-first-chart").length) performance.mark("usrok-first-chart");
     } catch (err) {
       target.dataset.drawn = "error";
       target.textContent = "This chart could not be drawn; its data are in the table below.";

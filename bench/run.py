@@ -1,0 +1,229 @@
+"""Benchmark the course against its budgets and write bench/RESULTS.md.
+
+    make bench            (or: .venv/bin/python bench/run.py [--skip-install])
+
+Works on a clean copy of the committed files (git ls-files) in bench/_work/, so the
+numbers do not depend on what is cached in the working tree. Prints PASS/FAIL per
+budget. Timing depends on the machine; CI does not run this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import glob
+import http.server
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "bench" / "_work"
+BIN = Path(sys.executable).parent
+JB = str(BIN / "jupyter-book")
+FLAGS = ["-W", "-n", "--keep-going"]
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def timed(cmd, cwd, env=None) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"command failed: {' '.join(map(str, cmd))}\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return elapsed
+
+
+def clean_copy() -> Path:
+    """The committed files only, as a fresh clone would have them."""
+    shutil.rmtree(WORK, ignore_errors=True)
+    book = WORK / "book"
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        dest = book / f
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, dest)
+    return book
+
+
+def build_times(book: Path) -> dict:
+    clean = timed([JB, "build", ".", *FLAGS], book)
+    noop = timed([JB, "build", ".", *FLAGS], book)
+    chapter = book / "chapters" / "03_after_the_cold_war.md"
+    text = chapter.read_text(encoding="utf-8")
+    # A text-only edit: a sentence added to the end of the page (no code changes).
+    chapter.write_text(text + "\n\nA sentence added by the benchmark.\n", encoding="utf-8")
+    edit = timed([JB, "build", ".", *FLAGS], book)
+    chapter.write_text(text, encoding="utf-8")
+    stock_dir = WORK / "stock"
+    subprocess.run([JB, "create", str(stock_dir)], check=True, capture_output=True)
+    stock = timed([JB, "build", str(stock_dir)], WORK)
+    return {"clean": clean, "noop": noop, "edit": edit, "stock": stock}
+
+
+def page_sizes(html_dir: Path) -> dict:
+    pages = [p for p in html_dir.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts
+             and p.name not in {"search.html", "genindex.html"} and p.stat().st_size > 1000]
+    sizes = {str(p.relative_to(html_dir)): p.stat().st_size for p in pages}
+    spec_bytes = {}
+    for p in pages:
+        text = p.read_text(encoding="utf-8")
+        specs = re.findall(r'<script type="application/json" class="usrok-spec">(.*?)</script>', text, re.S)
+        if specs:
+            spec_bytes[str(p.relative_to(html_dir))] = sum(len(s.encode()) for s in specs)
+    return {"sizes": sizes, "spec_bytes": spec_bytes}
+
+
+class CachingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves like a static host: static assets cacheable for 10 minutes (GitHub Pages' default)."""
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "max-age=600")
+        super().end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def browser_numbers(html_dir: Path, first: str, second: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(CachingHandler, directory=str(html_dir)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    out = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        context = browser.new_context()
+        page = context.new_page()
+        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else r.abort())
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        transferred = {"bytes": 0}
+        cdp.on("Network.loadingFinished", lambda e: transferred.__setitem__("bytes", transferred["bytes"] + e["encodedDataLength"]))
+
+        def visit(path):
+            transferred["bytes"] = 0
+            page.goto(f"{base}/{path}", wait_until="load")
+            page.wait_for_function("performance.getEntriesByName('usrok-first-chart').length > 0", timeout=20000)
+            page.wait_for_load_state("networkidle")
+            first_chart = page.evaluate("performance.getEntriesByName('usrok-first-chart')[0].startTime")
+            return transferred["bytes"], first_chart
+
+        out["first_visit_bytes"], out["first_chart_ms_cold"] = visit(first)
+        out["second_page_bytes"], out["first_chart_ms_warm_other_page"] = visit(second)
+        _, out["first_chart_ms_warm_same_page"] = visit(first)
+        browser.close()
+    httpd.shutdown()
+    return out
+
+
+def grading_throughput(book: Path, n: int = 12) -> dict:
+    """Grade n copies of a solution notebook with 1 and 2 workers (submissions a minute)."""
+    try:
+        import usrok.grading  # noqa: F401
+    except ImportError:
+        return {}
+    subprocess.run([str(BIN / "python"), "exercises/build_assignments.py"], cwd=book, check=True,
+                   capture_output=True)
+    zips = sorted(glob.glob(str(book / "exercises/ex03_easi/dist/autograder/*.zip")))
+    solution = sorted(glob.glob(str(book / "exercises/ex03_easi/dist/autograder/*.ipynb")))
+    if not zips or not solution:
+        return {}
+    subs = WORK / "submissions"
+    subs.mkdir(exist_ok=True)
+    for i in range(n):
+        shutil.copy(solution[0], subs / f"student{i:03d}.ipynb")
+    out = {}
+    for workers in (1, 2):
+        seconds = timed([str(BIN / "python"), "-m", "usrok.grading", zips[0], str(subs), "--out",
+                         str(WORK / f"grades{workers}.csv"), "--workers", str(workers)], book)
+        out[workers] = n / seconds * 60
+    return out
+
+
+def install_numbers() -> dict:
+    """A fresh venv from requirements.txt with an empty pip cache: seconds and size."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env_dir = Path(tmp) / "env"
+        subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True)
+        env = {**os.environ, "PIP_NO_CACHE_DIR": "1"}
+        seconds = timed([str(env_dir / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                         "-r", "requirements.txt"], ROOT, env=env)
+        size = int(subprocess.run(["du", "-sm", str(env_dir)], capture_output=True, text=True).stdout.split()[0])
+    return {"seconds": seconds, "mb": size}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--skip-install", action="store_true", help="skip the fresh-install measurement")
+    args = parser.parse_args()
+
+    book = clean_copy()
+    builds = build_times(book)
+    html_dir = book / "_build" / "html"
+    sizes = page_sizes(html_dir)
+    chart_pages = sorted(sizes["spec_bytes"])
+    browser = browser_numbers(html_dir, chart_pages[0], chart_pages[1])
+    grading = grading_throughput(book)
+    install = {} if args.skip_install else install_numbers()
+
+    html = sorted(sizes["sizes"].values())
+    rows = []
+
+    def row(what, value, budget=None, ok=None):
+        verdict = "" if ok is None else ("PASS" if ok else "FAIL")
+        rows.append((what, value, budget or "", verdict))
+        print(f"{verdict:4} {what}: {value}" + (f"  (budget {budget})" if budget else ""))
+
+    row("Clean build with execution (s)", f"{builds['clean']:.1f}", "≤ 60 s", builds["clean"] <= 60)
+    ratio = builds["clean"] / builds["stock"]
+    row("Stock `jupyter-book create` template, clean build (s)", f"{builds['stock']:.1f}")
+    row("Clean build ÷ stock template", f"{ratio:.1f}×", "≤ 15×", ratio <= 15)
+    row("No-op rebuild (s)", f"{builds['noop']:.2f}", "≤ 1.5 s", builds["noop"] <= 1.5)
+    row("Rebuild after a one-chapter text edit (s)", f"{builds['edit']:.2f}", "≤ 3 s", builds["edit"] <= 3)
+    row("Pages", len(html))
+    row("HTML per page, median (KB)", f"{statistics.median(html) / 1000:.0f}", "≤ 100 KB", statistics.median(html) <= 100_000)
+    row("HTML per page, largest (KB)", f"{html[-1] / 1000:.0f} ({max(sizes['sizes'], key=sizes['sizes'].get)})",
+        "≤ 400 KB", html[-1] <= 400_000)
+    spec = sizes["spec_bytes"]
+    row("Chart-spec bytes per chart page, median / largest (KB)",
+        f"{statistics.median(spec.values()) / 1000:.0f} / {max(spec.values()) / 1000:.0f}")
+    row(f"First visit download, HTML+JS+CSS+fonts ({chart_pages[0]}) (KB)", f"{browser['first_visit_bytes'] / 1000:.0f}")
+    row(f"Second page, warm cache ({chart_pages[1]}) (KB)", f"{browser['second_page_bytes'] / 1000:.0f}")
+    row("First chart drawn, first visit (ms)", f"{browser['first_chart_ms_cold']:.0f}", "≤ 1000 ms",
+        browser["first_chart_ms_cold"] <= 1000)
+    row("First chart drawn, warm cache, another page (ms)", f"{browser['first_chart_ms_warm_other_page']:.0f}",
+        "≤ 1000 ms", browser["first_chart_ms_warm_other_page"] <= 1000)
+    if grading:
+        row("Grading, 1 worker (submissions/min)", f"{grading[1]:.1f}")
+        row("Grading, 2 workers (submissions/min)", f"{grading[2]:.1f}", "≥ 20", grading[2] >= 20)
+    else:
+        row("Grading throughput", "not measured (no batch grader or autograder zip)")
+    if install:
+        row("Fresh install of requirements.txt, empty pip cache (s)", f"{install['seconds']:.0f}")
+        row("Environment size (MB)", install["mb"], "report")
+
+    machine = f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
+    lines = ["# Benchmark results", "",
+             f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine} by `make bench`",
+             "(bench/run.py) on a clean copy of the committed files. Browser numbers: Debian chromium, headless,",
+             "pages served on 127.0.0.1 with `Cache-Control: max-age=600`, all other requests blocked.", "",
+             "| measure | value | budget | result |", "| --- | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {ROOT / 'bench' / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()
