@@ -147,3 +147,66 @@ def troops_over_time(df: pd.DataFrame, *, hosts=None, title: str, description: s
                                    fontWeight="normal"))
     chart = alt.vconcat(main.properties(width=WIDTH), overview.properties(width=WIDTH), spacing=12)
     return finish(chart, title=title, description=description, source=source, subtitle=subtitle)
+
+
+# --------------------------------------------------------------------------- chapters 2-4
+def troops_annotated(df: pd.DataFrame, *, title: str, description: str, source: str,
+                     subtitle: str | None = None, events: pd.DataFrame | None = None,
+                     spans: pd.DataFrame | None = None, zoom_to: tuple[int, int] | None = None,
+                     series_label: str = "US personnel", colour: str = PALETTE[0],
+                     width: int = 560):
+    """One troop series (columns ``year``, ``troops``) annotated with events and periods.
+
+    ``events``: columns ``year`` and ``label`` (optional ``detail`` for the tooltip) drawn
+    as dashed rules with staggered labels. ``spans``: columns ``start``, ``end``, ``label``
+    (optional ``detail``) drawn as shaded bands, e.g. a plan's years. A brush on the
+    overview strip zooms the main chart, whose y axis rescales to the years shown;
+    ``zoom_to=(first, last)`` opens the chart already zoomed (double-click the strip to
+    see every year). ``width`` is in pixels (the default fits the book's text column).
+    Keep the inputs small: only these columns are embedded.
+    """
+    data = df[["year", "troops"]].dropna().astype({"year": int, "troops": int})
+    brush = (alt.selection_interval(encodings=["x"], value={"x": list(zoom_to)}) if zoom_to
+             else alt.selection_interval(encodings=["x"]))
+    x_zoomed = year_axis().scale(domain=brush, zero=False, nice=False)
+    y = alt.Y("troops:Q", title="US military personnel (people)", axis=alt.Axis(format=",d"),
+              scale=alt.Scale(zero=True, nice=True))
+    tip = [alt.Tooltip("year:Q", title="Year", format="d"),
+           alt.Tooltip("troops:Q", title=series_label, format=",d")]
+    base = alt.Chart(data).transform_filter(brush).encode(x=x_zoomed, y=y)
+    layers = [base.mark_line(color=colour, clip=True),
+              base.mark_point(filled=True, size=28, color=colour, clip=True).encode(tooltip=tip)]
+    if spans is not None and len(spans):
+        cols = [c for c in ("start", "end", "label", "detail") if c in spans]
+        sp = alt.Chart(spans[cols])
+        sp_tip = [alt.Tooltip("label:N", title="Period"),
+                  alt.Tooltip("start:Q", title="From", format="d"),
+                  alt.Tooltip("end:Q", title="To", format="d")]
+        if "detail" in cols:
+            sp_tip.append(alt.Tooltip("detail:N", title="Detail"))
+        layers.insert(0, sp.mark_rect(color=PALETTE[4], opacity=0.18, clip=True).encode(
+            x=alt.X("start:Q").scale(domain=brush, zero=False, nice=False), x2="end:Q",
+            tooltip=sp_tip))
+        layers.append(sp.mark_text(align="left", baseline="bottom", dx=3, fontSize=11,
+                                   color="#7a4d00", clip=True).encode(
+            x=alt.X("start:Q").scale(domain=brush, zero=False, nice=False),
+            y=alt.value(HEIGHT - 4), text="label:N"))
+    if events is not None and len(events):
+        cols = [c for c in ("year", "label", "detail") if c in events]
+        ev = events[cols].sort_values("year").reset_index(drop=True)
+        ev["label_y"] = 12 + 15 * (ev.index % 3)  # stagger labels so neighbours don't collide
+        ev_tip = [alt.Tooltip("year:Q", title="Year", format="d"), alt.Tooltip("label:N", title="Event")]
+        if "detail" in cols:
+            ev_tip.append(alt.Tooltip("detail:N", title="Detail"))
+        evc = alt.Chart(ev).encode(x=alt.X("year:Q").scale(domain=brush, zero=False, nice=False))
+        layers.append(evc.mark_rule(color="#444", strokeDash=[4, 3], clip=True).encode(tooltip=ev_tip))
+        layers.append(evc.mark_text(align="left", dx=3, fontSize=11, color="#222", clip=True).encode(
+            y=alt.Y("label_y:Q", scale=None), text="label:N", tooltip=ev_tip))
+    main = alt.layer(*layers).properties(width=width, height=HEIGHT)
+    overview = alt.Chart(data).mark_area(color=colour, opacity=0.35, line=True).encode(
+        x=year_axis(), y=alt.Y("troops:Q", axis=None)).add_params(brush).properties(
+        width=width, height=55, title=alt.Title(
+            "Drag across this strip to choose the years shown above (double-click to show all)",
+            fontSize=11, fontWeight="normal"))
+    chart = alt.vconcat(main, overview, spacing=10)
+    return finish(chart, title=title, description=description, source=source, subtitle=subtitle)
