@@ -136,8 +136,8 @@ def _page_assets(app, pagename, templatename, context, doctree) -> None:
     """Load the chart scripts only on pages that draw a chart (the bundle is ~0.9 MB)."""
     body = context.get("body", "")
     if "usrok-spec" in body:
-        app.add_js_file(f"{STATIC_DIR}/{_bundle_name()}", type="module")
-        app.add_js_file(f"{STATIC_DIR}/charts.js", type="module")
+        app.add_js_file(f"{STATIC_DIR}/{_bundle_name()}", type="module", **{"async": "async"})
+        app.add_js_file(f"{STATIC_DIR}/charts.js", type="module", **{"async": "async"})
     if "usrok-quiz" in body:
         app.add_js_file(f"{STATIC_DIR}/quiz.js", defer="defer")
 
@@ -219,28 +219,33 @@ class ExerciseLinks(SphinxDirective):
         return [para]
 
 
+# pydata-sphinx-theme's template hard-codes this 1.5 MB script. The icons also come from
+# the theme's CSS web font, so the script only re-draws them as SVG, and on a first
+# visit it delays every chart (deferred scripts run in order).
+_FONTAWESOME_JS = re.compile(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>')
 _DOWNLOAD_BUTTON = re.compile(
     r'<a href="([^"]+)" target="_blank"(\s+class="btn btn-sm btn-download-(?:notebook|source)-button)')
 
 
-def _download_attribute(app, exception) -> None:
-    """Make the theme's .ipynb/.md buttons download the file instead of showing JSON as text.
+def _fix_written_pages(app, exception) -> None:
+    """Two fixes the themes offer no option for, applied to the written pages.
 
-    sphinx-book-theme renders them as plain links that open in a new tab and has no
-    option for the ``download`` attribute, so add it to the written pages.
+    - The .ipynb/.md buttons become downloads (``download`` attribute) instead of
+      opening JSON as text in a new tab.
+    - The duplicate Font Awesome script is dropped (see ``_FONTAWESOME_JS``).
     """
     if exception or app.builder.format != "html":
         return
     for page in Path(app.outdir).rglob("*.html"):
         text = page.read_text(encoding="utf-8")
-        fixed = _DOWNLOAD_BUTTON.sub(r'<a href="\1" download\2', text)
+        fixed = _FONTAWESOME_JS.sub("", _DOWNLOAD_BUTTON.sub(r'<a href="\1" download\2', text))
         if fixed != text:
             page.write_text(fixed, encoding="utf-8")
 
 
 def setup(app):
     app.add_directive("exercise-links", ExerciseLinks)
-    app.connect("build-finished", _download_attribute)
+    app.connect("build-finished", _fix_written_pages)
     app.connect("builder-inited", _write_static)
     app.connect("html-page-context", _page_assets)
     app.connect("html-page-context", _tidy_scripts, priority=900)

@@ -1,5 +1,4 @@
 // Draw every course chart on the page with the locally bundled Vega-Embed.
-// Loaded as a module after the bundle, so window.vegaEmbed is normally ready.
 // Specs arrive already compiled to Vega at build time (usrok.book), so the browser
 // skips the Vega-Lite compile step.
 const OPTIONS = {
@@ -28,5 +27,11 @@ async function drawAll() {
   }
 }
 
-if (window.vegaEmbed) drawAll();
-else window.addEventListener("vega-ready", drawAll, { once: true });
+// Both scripts load as async modules: draw as soon as Vega is ready and the page has been
+// parsed, without waiting for the theme's deferred scripts.
+function whenParsed(fn) {
+  if (document.readyState !== "loading") fn();
+  else document.addEventListener("readystatechange", fn, { once: true });
+}
+if (window.vegaEmbed) whenParsed(drawAll);
+else window.addEventListener("vega-ready", () => whenParsed(drawAll), { once: true });
