@@ -38,10 +38,11 @@ def test_every_chart_has_an_accessible_name_and_a_data_table(open_page, path):
     assert blocks.count() >= 1
     for i in range(blocks.count()):
         block = blocks.nth(i)
-        chart = block.locator(".usrok-chart")
-        name = chart.get_attribute("aria-label") or ""
-        assert chart.get_attribute("role") == "img" and len(name.split()) >= 6, \
+        svg = block.locator(".usrok-chart svg").first
+        name = svg.get_attribute("aria-label") or ""
+        assert svg.get_attribute("role") == "img" and len(name.split()) >= 6, \
             f"chart {i} on {path} lacks a descriptive accessible name: {name!r}"
+        assert name == block.locator(".usrok-chart").get_attribute("data-description")
         # The data view opens with the keyboard and holds real rows.
         summary = block.locator("details.usrok-data > summary")
         summary.focus()

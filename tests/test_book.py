@@ -43,7 +43,7 @@ def test_page_loads_offline_and_every_chart_draws(open_page, path):
         chart = charts.nth(i)
         assert chart.get_attribute("data-drawn") == "true", f"chart {i} on {path} did not draw"
         assert chart.locator("svg, canvas").count() >= 1, f"chart {i} on {path} has no svg/canvas"
-        label = chart.get_attribute("aria-label") or ""
+        label = chart.get_attribute("data-description") or ""
         assert len(label) > 20, f"chart {i} on {path} has no real text description"
     assert visit.console_errors == [], f"console errors on {path}: {visit.console_errors}"
     assert visit.blocked == [], f"{path} tried to reach the network: {visit.blocked}"

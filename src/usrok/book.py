@@ -86,7 +86,7 @@ def chart_html(spec: dict) -> str:
     spec_json = json.dumps(to_vega(spec), separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
     return (
         '<div class="usrok-chart-block">'
-        f'<div class="usrok-chart" role="img" aria-label="{html.escape(description)}" tabindex="0">'
+        f'<div class="usrok-chart" data-description="{html.escape(description)}">'
         '<p class="usrok-chart-loading">Loading chart…</p></div>'
         f'<script type="application/json" class="usrok-spec">{spec_json}</script>'
         f'<p class="usrok-chart-desc"><strong>Chart description.</strong> {html.escape(description)}'

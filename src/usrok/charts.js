@@ -8,6 +8,21 @@ const OPTIONS = {
 };
 
 
+// One accessible name per chart (its description), instead of Vega's per-mark roles,
+// which name hundreds of unlabelled shapes; the data table under the chart gives the values.
+function labelForAssistiveTech(target) {
+  const svg = target.querySelector("svg");
+  if (svg) {
+    svg.querySelectorAll("[role], [aria-roledescription], [aria-label]").forEach((el) => {
+      ["role", "aria-roledescription", "aria-label"].forEach((a) => el.removeAttribute(a));
+    });
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", target.dataset.description || "chart");
+  }
+  const menu = target.querySelector(".vega-actions")?.parentElement?.querySelector("summary");
+  if (menu) menu.setAttribute("aria-label", "Chart menu: save the chart as SVG or PNG");
+}
+
 async function drawAll() {
   for (const script of document.querySelectorAll("script.usrok-spec")) {
     const target = script.previousElementSibling;
@@ -16,6 +31,7 @@ async function drawAll() {
       const spec = JSON.parse(script.textContent);
       target.textContent = "";
       await window.vegaEmbed(target, spec, OPTIONS);
+      labelForAssistiveTech(target);
       target.dataset.drawn = "true";
       // The benchmark reads this mark: time from navigation to the first chart drawn.
       if (!performance.getEntriesByName("usrok-first-chart").length) performance.mark("usrok-first-chart");
