@@ -30,11 +30,23 @@ def build_book() -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=ROOT)
 
 
+_BUILD: dict = {}
+
+
+def pytest_configure(config):
+    """Build the book before collection, so page-by-page tests see every page.
+
+    Incremental: a no-op when `make book` has just run. Set USROK_SKIP_BUILD=1 to test
+    an existing _build (e.g. while editing tests).
+    """
+    if not os.environ.get("USROK_SKIP_BUILD"):
+        _BUILD["result"] = build_book()
+
+
 @pytest.fixture(scope="session")
 def book_build():
-    """The book, built now (a no-op when `make book` just ran). Fails on any warning."""
-    result = build_book()
-    return result
+    """The finished build (see pytest_configure). Fails on any warning."""
+    return _BUILD.get("result") or build_book()
 
 
 @pytest.fixture(scope="session")
