@@ -151,14 +151,22 @@ def test_palette_fails_the_check_when_two_colours_collide():
 
 
 def _vegalite_specs():
-    """Every Vega-Lite spec the executed chapters produced (from the execution cache)."""
+    """Every Vega-Lite spec the executed pages produced (cell outputs and glued figures)."""
+    def find(node, source):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "application/vnd.vegalite.v5+json" and isinstance(value, dict):
+                    yield source, value
+                else:
+                    yield from find(value, source)
+        elif isinstance(node, list):
+            for item in node:
+                yield from find(item, source)
+
     specs = []
-    for nb in (ROOT / "_build" / "jupyter_execute").rglob("*.ipynb"):
-        for cell in json.loads(nb.read_text(encoding="utf-8")).get("cells", []):
-            for out in cell.get("outputs", []):
-                spec = out.get("data", {}).get("application/vnd.vegalite.v5+json")
-                if spec:
-                    specs.append((nb.name, spec))
+    for path in (ROOT / "_build" / "jupyter_execute").rglob("*"):
+        if path.suffix in (".ipynb", ".json"):
+            specs += list(find(json.loads(path.read_text(encoding="utf-8")), path.name))
     return specs
 
 

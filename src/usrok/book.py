@@ -223,6 +223,9 @@ class ExerciseLinks(SphinxDirective):
 # the theme's CSS web font, so the script only re-draws them as SVG, and on a first
 # visit it delays every chart (deferred scripts run in order).
 _FONTAWESOME_JS = re.compile(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>')
+# docutils marks the bibliography as role="list" but its entries as doc-biblioentry, which
+# ARIA does not allow inside a list (axe: aria-required-children, critical).
+_CITATION_LIST = '<div role="list" class="citation-list">'
 _DOWNLOAD_BUTTON = re.compile(
     r'<a href="([^"]+)" target="_blank"(\s+class="btn btn-sm btn-download-(?:notebook|source)-button)')
 
@@ -233,12 +236,14 @@ def _fix_written_pages(app, exception) -> None:
     - The .ipynb/.md buttons become downloads (``download`` attribute) instead of
       opening JSON as text in a new tab.
     - The duplicate Font Awesome script is dropped (see ``_FONTAWESOME_JS``).
+    - The bibliography's invalid list role is removed (see ``_CITATION_LIST``).
     """
     if exception or app.builder.format != "html":
         return
     for page in Path(app.outdir).rglob("*.html"):
         text = page.read_text(encoding="utf-8")
         fixed = _FONTAWESOME_JS.sub("", _DOWNLOAD_BUTTON.sub(r'<a href="\1" download\2', text))
+        fixed = fixed.replace(_CITATION_LIST, '<div class="citation-list">')
         if fixed != text:
             page.write_text(fixed, encoding="utf-8")
 
