@@ -135,3 +135,11 @@ def test_chapter_runs_from_its_folder_the_root_and_a_temp_dir(fresh_python, page
 def test_student_notebook_runs_from_its_folder_and_the_root(fresh_python, notebook, tmp_path):
     _execute(fresh_python, notebook, notebook.parent)
     _execute(fresh_python, notebook, ROOT)
+
+
+def test_live_code_is_switched_off_cleanly(site):
+    """Thebe is off (Binder runs the real notebook): no half-working button, no Thebe scripts."""
+    assert CONFIG["launch_buttons"]["thebe"] is False
+    for page in PAGES:
+        html = (site / f"{page}.html").read_text(encoding="utf-8")
+        assert "thebe" not in html.lower(), f"{page} still carries Thebe (button, config or script)"
