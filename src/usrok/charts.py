@@ -158,7 +158,8 @@ def troops_annotated(df: pd.DataFrame, *, title: str, description: str, source: 
     """One troop series (columns ``year``, ``troops``) annotated with events and periods.
 
     ``events``: columns ``year`` and ``label`` (optional ``detail`` for the tooltip) drawn
-    as dashed rules with staggered labels. ``spans``: columns ``start``, ``end``, ``label``
+    as dashed rules with staggered labels; an optional ``side`` column set to ``"left"``
+    puts a label to the left of its rule (for events near the right edge). ``spans``: columns ``start``, ``end``, ``label``
     (optional ``detail``) drawn as shaded bands, e.g. a plan's years. A brush on the
     overview strip zooms the main chart, whose y axis rescales to the years shown;
     ``zoom_to=(first, last)`` opens the chart already zoomed (double-click the strip to
@@ -192,16 +193,19 @@ def troops_annotated(df: pd.DataFrame, *, title: str, description: str, source: 
             x=alt.X("start:Q").scale(domain=brush, zero=False, nice=False),
             y=alt.value(HEIGHT - 4), text="label:N"))
     if events is not None and len(events):
-        cols = [c for c in ("year", "label", "detail") if c in events]
+        cols = [c for c in ("year", "label", "detail", "side") if c in events]
         ev = events[cols].sort_values("year").reset_index(drop=True)
-        ev["label_y"] = 12 + 15 * (ev.index % 3)  # stagger labels so neighbours don't collide
+        ev["side"] = ev["side"].fillna("right") if "side" in ev else "right"
+        ev["label_y"] = _stagger(ev, zoom_to or (data["year"].min(), data["year"].max()), width)
         ev_tip = [alt.Tooltip("year:Q", title="Year", format="d"), alt.Tooltip("label:N", title="Event")]
         if "detail" in cols:
             ev_tip.append(alt.Tooltip("detail:N", title="Detail"))
         evc = alt.Chart(ev).encode(x=alt.X("year:Q").scale(domain=brush, zero=False, nice=False))
         layers.append(evc.mark_rule(color="#444", strokeDash=[4, 3], clip=True).encode(tooltip=ev_tip))
-        layers.append(evc.mark_text(align="left", dx=3, fontSize=11, color="#222", clip=True).encode(
-            y=alt.Y("label_y:Q", scale=None), text="label:N", tooltip=ev_tip))
+        for side, align, dx in (("right", "left", 3), ("left", "right", -3)):
+            layers.append(evc.transform_filter(alt.datum.side == side).mark_text(
+                align=align, dx=dx, fontSize=11, color="#222", clip=True).encode(
+                y=alt.Y("label_y:Q", scale=None), text="label:N", tooltip=ev_tip))
     main = alt.layer(*layers).properties(width=width, height=HEIGHT)
     overview = alt.Chart(data).mark_area(color=colour, opacity=0.35, line=True).encode(
         x=year_axis(), y=alt.Y("troops:Q", axis=None)).add_params(brush).properties(
@@ -210,3 +214,19 @@ def troops_annotated(df: pd.DataFrame, *, title: str, description: str, source: 
             fontSize=11, fontWeight="normal"))
     chart = alt.vconcat(main, overview, spacing=10)
     return finish(chart, title=title, description=description, source=source, subtitle=subtitle)
+
+
+def _stagger(ev: pd.DataFrame, view: tuple, width: int, rows: int = 4) -> list[int]:
+    """Pixel y of each event label: the first row where it doesn't overlap an earlier label
+    (label extents estimated at ~6.5 px a character in the opening view)."""
+    per_year = width / max(1, view[1] - view[0])
+    ends = [-1e9] * rows
+    out = []
+    for _, e in ev.iterrows():
+        x = (e["year"] - view[0]) * per_year
+        w = 6.5 * len(str(e["label"])) + 6
+        left, right = (x - w, x) if e["side"] == "left" else (x, x + w)
+        row = next((r for r in range(rows) if ends[r] < left), rows - 1)
+        ends[row] = right
+        out.append(12 + 15 * row)
+    return out
