@@ -230,3 +230,134 @@ def _stagger(ev: pd.DataFrame, view: tuple, width: int, rows: int = 4) -> list[i
         ends[row] = right
         out.append(12 + 15 * row)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Event timelines (chapter 7 and the back-matter timeline page)
+# ---------------------------------------------------------------------------
+EVENT_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "triangle-right"]
+
+
+def _period_start(text: str | None, year) -> pd.Timestamp | None:
+    """First day of a date given as YYYY-MM-DD, YYYY-MM or YYYY (else of ``year``)."""
+    if text is not None and not pd.isna(text):
+        t = str(text)
+        if len(t) == 10 and t[4] == "-":
+            return pd.Timestamp(t)
+        if len(t) == 7 and t[4] == "-":
+            return pd.Timestamp(t + "-01")
+        if len(t) == 4 and t.isdigit():
+            return pd.Timestamp(f"{t}-01-01")
+    return None if year is None or pd.isna(year) else pd.Timestamp(f"{int(year)}-01-01")
+
+
+def _period_end(text: str | None, year) -> pd.Timestamp | None:
+    """Last day of a date given as YYYY-MM-DD, YYYY-MM or YYYY (else of ``year``)."""
+    if text is not None and not pd.isna(text):
+        t = str(text)
+        if len(t) == 10 and t[4] == "-":
+            return pd.Timestamp(t)
+        if len(t) == 7 and t[4] == "-":
+            return pd.Timestamp(t + "-01") + pd.offsets.MonthEnd(0)
+        if len(t) == 4 and t.isdigit():
+            return pd.Timestamp(f"{t}-12-31")
+    return None if year is None or pd.isna(year) else pd.Timestamp(f"{int(year)}-12-31")
+
+
+def timeline_events(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``alliance_timeline`` turned into what :func:`event_timeline` draws.
+
+    ``start``: the first day the date could mean ("1970s" -> 1970-01-01, "2010-03" ->
+    2010-03-01); ``end``: the ``end_date`` if there is one, else the last day an imprecise
+    date could mean ("1970s" -> 1979-12-31), else empty. ``when`` is the date as the source
+    gives it; ``source`` a short source name; ``disputed`` marks rows whose course note
+    records a disagreement between sources (e.g. the same event a day apart).
+    """
+    out = []
+    for _, r in df.iterrows():
+        start = _period_start(r["date"], r["year"])
+        if not pd.isna(r["end_date"]):
+            end = _period_end(r["end_date"], r["end_year"])
+        elif r["date_precision"] != "day":
+            end = _period_end(None if r["date_precision"] in ("decade", "decade part") else r["date"],
+                              r["end_year"] if not pd.isna(r["end_year"]) else r["year"])
+        else:
+            end = None
+        title = str(r["source_title"])
+        if bool(r["from_source_text"]):
+            section = title.split("section '")[-1].rstrip("'") if "section '" in title else ""
+            source = "Snyder (2012), introduction" + (f", section '{section}'" if section else "")
+        else:
+            source = title
+        note = r["course_note"] if not pd.isna(r["course_note"]) else r["note"]
+        disputed = not pd.isna(r["course_note"]) and any(
+            k in str(r["course_note"]).lower() for k in ("disagree", "one day"))
+        out.append({
+            "event_id": r["event_id"], "start": start, "end": end, "when": str(r["date"])
+            + ("" if pd.isna(r["end_date"]) else f" to {r['end_date']}"),
+            "category": r["category"], "event": r["event"],
+            "kind": "Snyder's text" if bool(r["from_source_text"]) else "Other sources",
+            "source": source, "disputed": disputed,
+            "note": "" if pd.isna(note) else str(note),
+        })
+    return pd.DataFrame(out)
+
+
+def event_timeline(events: pd.DataFrame, *, title: str, description: str, source: str,
+                   category: str = "category", categories: list | None = None,
+                   category_title: str = "Category", subtitle: str | None = None,
+                   width: int = 560, height: int | None = None):
+    """An interactive timeline: one lane per category, a brush strip to zoom, legend filter.
+
+    ``events`` has the columns made by :func:`timeline_events` (``start``, ``end``, ``when``,
+    ``event``, ``kind``, ``source``, ``disputed``, ``note``) plus the ``category`` column.
+    Each lane has two rows: events dated in Snyder's text above, events from other sources
+    below. Points mark the start of an event (shape and colour by category, with the lane
+    label too); a thin line runs to its end or target date, or across the span an imprecise
+    date could mean. A black ring marks rows whose sources disagree. Click the legend to
+    pick categories (shift-click for several); drag across the bottom strip to zoom.
+    """
+    cats = list(categories) if categories is not None else sorted(events[category].unique())
+    cols = [category, "start", "end", "when", "event", "kind", "source", "disputed", "note"]
+    cols += ["label"] if "label" in events.columns else []
+    data = events[cols].copy()
+    data["end"] = data["end"].where(data["end"].notna(), None)
+    pick = alt.selection_point(fields=[category], bind="legend")
+    brush = alt.selection_interval(encodings=["x"])
+    colour = alt.Color(f"{category}:N", title=category_title, sort=cats,
+                       scale=alt.Scale(domain=cats, range=PALETTE[: len(cats)]),
+                       legend=alt.Legend(orient="bottom", columns=min(4, len(cats)), labelLimit=0,
+                                         symbolType="circle"))
+    shape = alt.Shape(f"{category}:N", sort=cats, title=category_title,
+                      scale=alt.Scale(domain=cats, range=EVENT_SHAPES[: len(cats)]))
+    y = alt.Y(f"{category}:N", sort=cats, title=None, axis=alt.Axis(labelLimit=150, grid=True))
+    yoff = alt.YOffset("kind:N", sort=["Snyder's text", "Other sources"],
+                       scale=alt.Scale(domain=["Snyder's text", "Other sources"], paddingOuter=0.5))
+    x = alt.X("start:T", title="Date", scale=alt.Scale(domain=brush),
+              axis=alt.Axis(format="%Y", labelOverlap=True))
+    fade = alt.when(pick).then(alt.value(1)).otherwise(alt.value(0.12))
+    tip = [alt.Tooltip("when:N", title="Date (as given)"), alt.Tooltip("event:N", title="Event"),
+           alt.Tooltip(f"{category}:N", title=category_title), alt.Tooltip("kind:N", title="Dated by"),
+           alt.Tooltip("source:N", title="Source"), alt.Tooltip("note:N", title="Note")]
+    base = alt.Chart(data).encode(x=x, y=y, yOffset=yoff)
+    spans = base.transform_filter("isValid(datum.end)").mark_rule(strokeWidth=2, clip=True).encode(
+        x2="end:T", color=colour, opacity=fade, tooltip=tip)
+    dots = base.mark_point(filled=True, size=80, stroke="#fff", strokeWidth=0.7, clip=True).encode(
+        color=colour, shape=shape, opacity=fade, tooltip=tip).add_params(pick)
+    rings = base.transform_filter("datum.disputed").mark_point(
+        size=260, color="#000", strokeWidth=1.6, clip=True).encode(opacity=fade, tooltip=tip)
+    lanes = len(cats)
+    layers = [spans, dots, rings]
+    if "label" in events.columns:
+        layers.append(base.mark_text(align="left", dx=7, dy=-9, fontSize=10.5, color="#222", clip=True).encode(
+            text="label:N", opacity=fade, tooltip=tip))
+    main = alt.layer(*layers).properties(width=width, height=height or max(160, 46 * lanes))
+    overview = alt.Chart(data).mark_tick(thickness=2, size=10).encode(
+        x=alt.X("start:T", title=None, axis=alt.Axis(format="%Y")),
+        color=alt.Color(f"{category}:N", sort=cats, legend=None,
+                        scale=alt.Scale(domain=cats, range=PALETTE[: len(cats)])),
+    ).add_params(brush).properties(width=width, height=28, title=alt.Title(
+        "Drag across this strip to zoom the timeline above (double-click to reset)",
+        fontSize=11, fontWeight="normal"))
+    chart = alt.vconcat(main, overview, spacing=8)
+    return finish(chart, title=title, description=description, source=source, subtitle=subtitle)
