@@ -306,7 +306,7 @@ def timeline_events(df: pd.DataFrame) -> pd.DataFrame:
 def event_timeline(events: pd.DataFrame, *, title: str, description: str, source: str,
                    category: str = "category", categories: list | None = None,
                    category_title: str = "Category", subtitle: str | None = None,
-                   width: int = 560, height: int | None = None):
+                   width: int = 560, height: int | None = None, zoom: tuple | None = None):
     """An interactive timeline: one lane per category, a brush strip to zoom, legend filter.
 
     ``events`` has the columns made by :func:`timeline_events` (``start``, ``end``, ``when``,
@@ -316,25 +316,35 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     label too); a thin line runs to its end or target date, or across the span an imprecise
     date could mean. A black ring marks rows whose sources disagree. Click the legend to
     pick categories (shift-click for several); drag across the bottom strip to zoom.
+    Optional columns: ``label`` (short text drawn beside a point) and ``label_pos``
+    ("above", "below", "above-left" or "below-left" of the point, to keep labels apart). ``zoom`` is an opening
+    (start, end) date range for the brush; without it the whole timeline shows.
     """
     cats = list(categories) if categories is not None else sorted(events[category].unique())
     cols = [category, "start", "end", "when", "event", "kind", "source", "disputed", "note"]
-    cols += ["label"] if "label" in events.columns else []
+    cols += [c for c in ("label", "label_pos") if c in events.columns]
     data = events[cols].copy()
+    if "label" in data.columns:
+        data["label"] = data["label"].fillna("")
+        data["label_pos"] = data["label_pos"].fillna("above") if "label_pos" in data.columns else "above"
     data["end"] = data["end"].where(data["end"].notna(), None)
     pick = alt.selection_point(fields=[category], bind="legend")
-    brush = alt.selection_interval(encodings=["x"])
+    opening = None
+    if zoom is not None:
+        lo, hi = (pd.Timestamp(d) for d in zoom)
+        opening = {"x": [alt.DateTime(year=lo.year, month=lo.month, date=lo.day),
+                         alt.DateTime(year=hi.year, month=hi.month, date=hi.day)]}
+    brush = alt.selection_interval(encodings=["x"], value=opening) if opening else \
+        alt.selection_interval(encodings=["x"])
     colour = alt.Color(f"{category}:N", title=category_title, sort=cats,
                        scale=alt.Scale(domain=cats, range=PALETTE[: len(cats)]),
-                       legend=alt.Legend(orient="bottom", columns=min(4, len(cats)), labelLimit=0,
-                                         symbolType="circle"))
+                       legend=alt.Legend(orient="bottom", columns=min(4, len(cats)), labelLimit=0))
     shape = alt.Shape(f"{category}:N", sort=cats, title=category_title,
                       scale=alt.Scale(domain=cats, range=EVENT_SHAPES[: len(cats)]))
     y = alt.Y(f"{category}:N", sort=cats, title=None, axis=alt.Axis(labelLimit=150, grid=True))
     yoff = alt.YOffset("kind:N", sort=["Snyder's text", "Other sources"],
                        scale=alt.Scale(domain=["Snyder's text", "Other sources"], paddingOuter=0.5))
-    x = alt.X("start:T", title="Date", scale=alt.Scale(domain=brush),
-              axis=alt.Axis(format="%Y", labelOverlap=True))
+    x = alt.X("start:T", title="Date", scale=alt.Scale(domain=brush), axis=alt.Axis(labelOverlap=True))
     fade = alt.when(pick).then(alt.value(1)).otherwise(alt.value(0.12))
     tip = [alt.Tooltip("when:N", title="Date (as given)"), alt.Tooltip("event:N", title="Event"),
            alt.Tooltip(f"{category}:N", title=category_title), alt.Tooltip("kind:N", title="Dated by"),
@@ -348,9 +358,12 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
         size=260, color="#000", strokeWidth=1.6, clip=True).encode(opacity=fade, tooltip=tip)
     lanes = len(cats)
     layers = [spans, dots, rings]
-    if "label" in events.columns:
-        layers.append(base.mark_text(align="left", dx=7, dy=-9, fontSize=10.5, color="#222", clip=True).encode(
-            text="label:N", opacity=fade, tooltip=tip))
+    if "label" in data.columns:
+        for pos, align, dx, dy in (("above", "left", 6, -10), ("below", "left", 6, 12),
+                                   ("above-left", "right", -6, -10), ("below-left", "right", -6, 12)):
+            layers.append(base.transform_filter(alt.datum.label_pos == pos).mark_text(
+                align=align, dx=dx, dy=dy, fontSize=10.5, color="#222", clip=True).encode(
+                text="label:N", opacity=fade, tooltip=tip))
     main = alt.layer(*layers).properties(width=width, height=height or max(160, 46 * lanes))
     overview = alt.Chart(data).mark_tick(thickness=2, size=10).encode(
         x=alt.X("start:T", title=None, axis=alt.Axis(format="%Y")),
