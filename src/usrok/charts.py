@@ -374,3 +374,67 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
         fontSize=11, fontWeight="normal"))
     chart = alt.vconcat(main, overview, spacing=8)
     return finish(chart, title=title, description=description, source=source, subtitle=subtitle)
+
+
+def principles_heatmap(matrix: pd.DataFrame, *, title: str, description: str | None = None,
+                       source: str, subtitle: str | None = None):
+    """A nine-areas x five-principles assessment matrix as a heatmap (chapter 9, exercise 9).
+
+    ``matrix`` has columns ``area``, ``principle``, ``score`` (whole numbers 0-3, missing
+    allowed) and optionally ``justification`` (shown in the tooltip). Rows and columns keep
+    the order in which areas and principles first appear (the template's order: areas from
+    traditional to non-traditional, principles 1-5). Every cell prints its score, so colour
+    is never the only carrier; a missing score prints "–". Row totals are drawn as a bar
+    beside the matrix. Without a ``description``, one is written from the scores.
+    """
+    cols = ["area", "principle", "score"] + (["justification"] if "justification" in matrix else [])
+    data = matrix[cols].copy()
+    data["score"] = pd.to_numeric(data["score"], errors="coerce")
+    data["label"] = data["score"].map(lambda s: "–" if pd.isna(s) else str(int(s)))
+    if "justification" not in data:
+        data["justification"] = ""
+    data["justification"] = data["justification"].fillna("").astype(str)
+    areas = list(dict.fromkeys(data["area"]))
+    principles = list(dict.fromkeys(data["principle"]))
+    totals = data.groupby("area", sort=False)["score"].sum(min_count=1).reindex(areas).reset_index()
+    totals["total_label"] = totals["score"].map(lambda s: "–" if pd.isna(s) else str(int(s)))
+    if description is None:
+        scored = totals.dropna(subset=["score"])
+        if len(scored):
+            top = scored.loc[scored["score"].idxmax()]
+            low = scored.loc[scored["score"].idxmin()]
+            description = (f"Heatmap of {len(areas)} areas of cooperation scored 0 to 3 against "
+                           f"{len(principles)} principles; each cell prints its score. Highest "
+                           f"total: {top['area']} ({int(top['score'])}); lowest: {low['area']} "
+                           f"({int(low['score'])}).")
+        else:
+            description = "An empty assessment matrix: no scores yet."
+    y = alt.Y("area:N", sort=areas, title=None, axis=alt.Axis(labelLimit=280))
+    tip = [alt.Tooltip("area:N", title="Area"), alt.Tooltip("principle:N", title="Principle"),
+           alt.Tooltip("label:N", title="Score (0-3)"),
+           alt.Tooltip("justification:N", title="Justification")]
+    base = alt.Chart(data).encode(
+        x=alt.X("principle:N", sort=principles, title="Principle",
+                axis=alt.Axis(labelAngle=-35, labelAlign="right", labelLimit=260, orient="bottom")),
+        y=y, tooltip=tip)
+    cells = base.mark_rect(stroke="#fff", strokeWidth=1.5).encode(
+        color=alt.Color("score:O", title="Score", scale=alt.Scale(domain=[0, 1, 2, 3],
+                        range=["#f7fbff", "#c6dbef", "#6baed6", "#08519c"]),
+                        legend=alt.Legend(orient="top", direction="horizontal")))
+    text = base.mark_text(fontSize=13, fontWeight=600).encode(
+        text="label:N",
+        color=alt.condition("datum.score >= 3", alt.value("#fff"), alt.value("#111")))
+    grid = (cells + text).properties(width=5 * 64 if len(principles) == 5 else 64 * len(principles),
+                                     height=30 * len(areas))
+    bars = alt.Chart(totals).encode(
+        y=alt.Y("area:N", sort=areas, axis=None),
+        x=alt.X("score:Q", title="Total (0-15)",
+                scale=alt.Scale(domain=[0, 3 * len(principles)]), axis=alt.Axis(tickMinStep=1)),
+        tooltip=[alt.Tooltip("area:N", title="Area"), alt.Tooltip("total_label:N", title="Total")])
+    side = (bars.mark_bar(color="#6b6b6b", height=14)
+            + bars.mark_text(align="left", dx=3, fontSize=11).encode(text="total_label:N")
+            ).properties(width=110, height=30 * len(areas))
+    chart = alt.hconcat(grid, side, spacing=8).resolve_scale(y="shared")
+    order = "Rows: areas from the most traditional (top) to the least (bottom)."
+    return finish(chart, title=title, description=description, source=source,
+                  subtitle=f"{subtitle} {order}" if subtitle else order)
