@@ -341,7 +341,7 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
                        legend=alt.Legend(orient="bottom", columns=min(4, len(cats)), labelLimit=0))
     shape = alt.Shape(f"{category}:N", sort=cats, title=category_title,
                       scale=alt.Scale(domain=cats, range=EVENT_SHAPES[: len(cats)]))
-    y = alt.Y(f"{category}:N", sort=cats, title=None, axis=alt.Axis(labelLimit=150, grid=True))
+    y = alt.Y(f"{category}:N", sort=cats, title=None, axis=alt.Axis(labelLimit=220, grid=True))
     yoff = alt.YOffset("kind:N", sort=["Snyder's text", "Other sources"],
                        scale=alt.Scale(domain=["Snyder's text", "Other sources"], paddingOuter=0.5))
     x = alt.X("start:T", title="Date", scale=alt.Scale(domain=brush), axis=alt.Axis(labelOverlap=True))
@@ -357,10 +357,14 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     rings = base.transform_filter("datum.disputed").mark_point(
         size=260, color="#000", strokeWidth=1.6, clip=True).encode(opacity=fade, tooltip=tip)
     lanes = len(cats)
-    layers = [spans, dots, rings]
+    # Only layers that have data: an empty layer makes Vega warn about an infinite extent.
+    layers = ([spans] if data["end"].notna().any() else []) + [dots] + ([rings] if data["disputed"].any() else [])
     if "label" in data.columns:
+        used = set(data.loc[data["label"] != "", "label_pos"])
         for pos, align, dx, dy in (("above", "left", 6, -10), ("below", "left", 6, 12),
                                    ("above-left", "right", -6, -10), ("below-left", "right", -6, 12)):
+            if pos not in used:
+                continue
             layers.append(base.transform_filter(alt.datum.label_pos == pos).mark_text(
                 align=align, dx=dx, dy=dy, fontSize=10.5, color="#222", clip=True).encode(
                 text="label:N", opacity=fade, tooltip=tip))
@@ -438,3 +442,61 @@ def principles_heatmap(matrix: pd.DataFrame, *, title: str, description: str | N
     order = "Rows: areas from the most traditional (top) to the least (bottom)."
     return finish(chart, title=title, description=description, source=source,
                   subtitle=f"{subtitle} {order}" if subtitle else order)
+
+
+def troops_compare(df: pd.DataFrame, *, hosts, title: str, description: str, source: str,
+                   subtitle: str | None = None, events: pd.DataFrame | None = None,
+                   zoom_to: tuple[int, int] | None = None, width: int = 560):
+    """US personnel in several hosts (columns ``host``, ``year``, ``troops``), one line each.
+
+    Hosts are told apart by colour, dash pattern, point shape and a label at the end of each
+    line, with a legend that highlights a host when clicked. A brush on the strip below zooms
+    the main chart (``zoom_to`` opens it zoomed). ``events`` (``year``, ``label``, optional
+    ``detail``) adds dashed rules with labels.
+    """
+    order = list(hosts)
+    data = df.loc[df["host"].isin(order), ["host", "year", "troops"]]
+    pick = alt.selection_point(fields=["host"], bind="legend")
+    brush = (alt.selection_interval(encodings=["x"], value={"x": list(zoom_to)}) if zoom_to
+             else alt.selection_interval(encodings=["x"]))
+    legend = dict(title="Host country", sort=order)
+    colour = alt.Color("host:N", scale=alt.Scale(domain=order, range=PALETTE[: len(order)]), **legend)
+    dash = alt.StrokeDash("host:N", scale=alt.Scale(domain=order, range=DASHES[: len(order)]), **legend)
+    shape = alt.Shape("host:N", scale=alt.Scale(domain=order, range=["circle", "square", "triangle-up",
+                                                                    "diamond", "cross"][: len(order)]),
+                      **legend)
+    x = year_axis().scale(domain=brush, zero=False, nice=False)
+    y = alt.Y("troops:Q", title="US military personnel (people)", axis=alt.Axis(format=",d"))
+    fade = alt.when(pick).then(alt.value(1)).otherwise(alt.value(0.15))
+    tip = [alt.Tooltip("host:N", title="Host"), alt.Tooltip("year:Q", title="Year", format="d"),
+           alt.Tooltip("troops:Q", title="US personnel", format=",d")]
+    base = alt.Chart(data).encode(x=x, y=y)
+    layers = [base.mark_line(clip=True).encode(color=colour, strokeDash=dash, opacity=fade),
+              base.mark_point(filled=True, size=22, clip=True).encode(
+                  color=colour, shape=shape, opacity=fade, tooltip=tip)]
+    last = data.loc[data.groupby("host")["year"].idxmax()]
+    layers.append(alt.Chart(last).mark_text(align="left", dx=5, fontSize=11, fontWeight=600,
+                                            clip=False).encode(
+        x=x, y=y, text="host:N", opacity=fade, color=colour))
+    if events is not None and len(events):
+        cols = [c for c in ("year", "label", "detail") if c in events]
+        ev = events[cols].sort_values("year").reset_index(drop=True)
+        ev["side"] = "right"
+        ev["label_y"] = _stagger(ev, zoom_to or (data["year"].min(), data["year"].max()), width)
+        ev_tip = [alt.Tooltip("year:Q", title="Year", format="d"), alt.Tooltip("label:N", title="Event")]
+        if "detail" in cols:
+            ev_tip.append(alt.Tooltip("detail:N", title="Detail"))
+        evc = alt.Chart(ev).encode(x=alt.X("year:Q").scale(domain=brush, zero=False, nice=False))
+        layers.append(evc.mark_rule(color="#444", strokeDash=[4, 3], clip=True).encode(tooltip=ev_tip))
+        layers.append(evc.mark_text(align="left", dx=3, fontSize=11, color="#222", clip=True).encode(
+            y=alt.Y("label_y:Q", scale=None), text="label:N", tooltip=ev_tip))
+    main = alt.layer(*layers).add_params(pick).properties(width=width, height=HEIGHT)
+    overview = alt.Chart(data).mark_line().encode(
+        # Same colour and dash encodings as above: a legend=None here would hide the
+        # shared legend of the whole chart.
+        x=year_axis(), y=alt.Y("troops:Q", axis=None), color=colour, strokeDash=dash,
+    ).add_params(brush).properties(width=width, height=55, title=alt.Title(
+        "Drag across this strip to choose the years shown above (double-click to show all)",
+        fontSize=11, fontWeight="normal"))
+    chart = alt.vconcat(main, overview, spacing=10)
+    return finish(chart, title=title, description=description, source=source, subtitle=subtitle)
