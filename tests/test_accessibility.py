@@ -182,23 +182,50 @@ def _units(spec):
             yield from _units(spec["spec"])
 
 
+def _determines(rows, key, value) -> bool:
+    """True when every value of ``key`` in the chart's data goes with a single ``value``."""
+    seen = {}
+    pairs = [(r[key], r[value]) for r in rows if key in r and value in r]
+    for k, v in pairs:
+        if seen.setdefault(k, v) != v:
+            return False
+    return bool(pairs)
+
+
 def test_no_chart_carries_information_by_colour_alone(site):
+    """A colour that encodes a category must be backed by shape, dash, text or labelled position.
+
+    Labelled position counts when each axis/row label names one colour category, e.g. bars
+    labelled "plan" and "observed" that are also coloured by kind.
+    """
     specs = _vegalite_specs()
     assert specs, "no executed charts found"
     problems = []
+    redundant = {"shape", "strokeDash", "text", "y", "x", "row", "column", "facet"}
     for name, spec in specs:
         units = list(_units(spec))
-        redundant = {"shape", "strokeDash", "text", "y", "x", "row", "column", "facet"}
+        rows = [r for values in (spec.get("datasets") or {}).values() for r in values]
         for unit in units:
             colour = unit["encoding"].get("color", {})
             field = colour.get("field") if isinstance(colour, dict) else None
             if not field or colour.get("type") not in ("nominal", "ordinal"):
                 continue
-            # Another channel (or a sibling layer) must carry the same field.
-            carried = any(
-                isinstance(u["encoding"].get(ch), dict) and u["encoding"][ch].get("field") == field
-                for u in units for ch in redundant
-            )
+            channels = [u["encoding"][ch] for u in units for ch in redundant
+                        if isinstance(u["encoding"].get(ch), dict) and u["encoding"][ch].get("field")]
+            carried = any(c["field"] == field for c in channels) or any(
+                c.get("type") in ("nominal", "ordinal") and _determines(rows, c["field"], field)
+                for c in channels)
             if not carried:
                 problems.append(f"{name}: colour encodes {field!r} with no shape/dash/label/position")
     assert problems == [], "\n".join(problems)
+
+
+def test_colour_alone_check_bites():
+    """A legend-only colour split (no other channel) is reported."""
+    spec = {"datasets": {"d": [{"year": 1, "v": 2, "kind": "a"}, {"year": 1, "v": 3, "kind": "b"}]},
+            "encoding": {"x": {"field": "year", "type": "quantitative"},
+                         "y": {"field": "v", "type": "quantitative"},
+                         "color": {"field": "kind", "type": "nominal"}}}
+    unit = list(_units(spec))[0]
+    rows = spec["datasets"]["d"]
+    assert not any(_determines(rows, unit["encoding"][ch]["field"], "kind") for ch in ("x",))
