@@ -203,6 +203,8 @@ def troops_annotated(df: pd.DataFrame, *, title: str, description: str, source: 
         evc = alt.Chart(ev).encode(x=alt.X("year:Q").scale(domain=brush, zero=False, nice=False))
         layers.append(evc.mark_rule(color="#444", strokeDash=[4, 3], clip=True).encode(tooltip=ev_tip))
         for side, align, dx in (("right", "left", 3), ("left", "right", -3)):
+            if not (ev["side"] == side).any():
+                continue  # an empty layer makes Vega warn about an infinite extent
             layers.append(evc.transform_filter(alt.datum.side == side).mark_text(
                 align=align, dx=dx, fontSize=11, color="#222", clip=True).encode(
                 y=alt.Y("label_y:Q", scale=None), text="label:N", tooltip=ev_tip))
