@@ -48,7 +48,7 @@ def test_every_chart_has_an_accessible_name_and_a_data_table(open_page, path):
         summary.focus()
         page.keyboard.press("Enter")
         table = block.locator("details.usrok-data table").first
-        assert table.is_visible(), f"data table of chart {i} on {path} did not open"
+        table.wait_for(state="visible", timeout=3000)
         assert table.locator("tbody tr").count() >= 1
 
 

@@ -25,7 +25,7 @@ from sphinx.util.docutils import SphinxDirective
 logger = logging.getLogger(__name__)
 
 VEGALITE_MIME = "application/vnd.vegalite.v5+json"
-VL_VERSION = "5.20"
+VL_VERSION = "6.4"  # the bundle's Vega-Lite (compiles in the browser)
 STATIC_DIR = "usrok"
 MAX_TABLE_ROWS = 400
 HERE = Path(__file__).parent
@@ -46,44 +46,28 @@ def _title(spec: dict) -> tuple[str, list[str]]:
     return str(title), []
 
 
-def _data_tables(spec: dict) -> str:
-    """HTML tables of the chart's inline datasets, so the data are readable without the chart."""
-    parts = []
-    for values in (spec.get("datasets") or {}).values():
-        if not values:
-            continue
-        columns = list(values[0].keys())
-        head = "".join(f'<th scope="col">{html.escape(str(c))}</th>' for c in columns)
-        rows = []
-        for row in values[:MAX_TABLE_ROWS]:
-            cells = "".join(
-                f"<td>{'' if row.get(c) is None else html.escape(str(row.get(c)))}</td>" for c in columns
-            )
-            rows.append(f"<tr>{cells}</tr>")
-        more = (f'<p class="usrok-more">First {MAX_TABLE_ROWS} of {len(values)} rows.</p>'
-                if len(values) > MAX_TABLE_ROWS else "")
-        parts.append(f'<div class="usrok-table-wrap"><table class="usrok-table"><thead><tr>{head}'
-                     f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{more}')
-    return "".join(parts)
+def browser_spec(spec: dict) -> dict:
+    """The Vega-Lite spec as the page ships it: no $schema, datasets kept for the page pool.
 
-
-def to_vega(spec: dict) -> dict:
-    """Compile Vega-Lite to Vega at build time (the browser then only runs Vega)."""
-    import vl_convert
-
-    vega = vl_convert.vegalite_to_vega(spec, vl_version=VL_VERSION)
-    # Vega-Lite 5 labels its output "Vega v5"; the bundle's Vega 6 runs it unchanged, and
-    # without the label vega-embed does not warn about the version on every chart.
-    vega.pop("$schema", None)
-    return vega
+    The bundle compiles with Vega-Lite 6 (which runs these Altair 5 specs unchanged; the
+    browser tests check every chart draws); without the v5 $schema label vega-embed does
+    not warn about the version.
+    """
+    spec = dict(spec)
+    spec.pop("$schema", None)
+    return spec
 
 
 def chart_html(spec: dict) -> str:
-    """The HTML for one chart: container with accessible name, spec, source line, data table."""
+    """The HTML for one chart: container with accessible name, spec, description, source, data view.
+
+    The data table is built in the browser from the chart's own data when the reader opens
+    "Data behind the chart", so the values are not sent twice.
+    """
     title, subtitle = _title(spec)
     description = spec.get("description") or title
     source = next((s for s in subtitle if str(s).startswith("Source:")), "")
-    spec_json = json.dumps(to_vega(spec), separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
+    spec_json = json.dumps(browser_spec(spec), separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
     return (
         '<div class="usrok-chart-block">'
         f'<div class="usrok-chart" data-description="{html.escape(description)}">'
@@ -92,9 +76,34 @@ def chart_html(spec: dict) -> str:
         f'<p class="usrok-chart-desc"><strong>Chart description.</strong> {html.escape(description)}'
         f' <span class="usrok-source">{html.escape(source)}</span></p>'
         f'<details class="usrok-data"><summary>Data behind the chart “{html.escape(title)}”</summary>'
-        f"{_data_tables(spec)}</details>"
+        '<p class="usrok-table-note">The table appears here when JavaScript runs; every table is also '
+        'a CSV on the Data sources page.</p></details>'
         "</div>"
     )
+
+
+_SPEC_BLOCK = re.compile(r'(<script type="application/json" class="usrok-spec">)(.*?)(</script>)', re.S)
+
+
+def pool_datasets(body: str) -> str:
+    """Move the charts' inline datasets into one page-level pool, each dataset once.
+
+    Altair names a dataset by the hash of its values, so two charts of a page drawn from
+    the same table share one copy; charts.js gives every spec the pool back.
+    """
+    pool: dict = {}
+
+    def strip(match):
+        spec = json.loads(match.group(2).replace("<\\/", "</"))
+        pool.update(spec.pop("datasets", None) or {})
+        text = json.dumps(spec, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
+        return match.group(1) + text + match.group(3)
+
+    body = _SPEC_BLOCK.sub(strip, body)
+    if not pool:
+        return body
+    pooled = json.dumps(pool, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
+    return body + f'<script type="application/json" id="usrok-datasets">{pooled}</script>'
 
 
 class VegaLiteRenderer:
@@ -136,6 +145,7 @@ def _page_assets(app, pagename, templatename, context, doctree) -> None:
     """Load the chart scripts only on pages that draw a chart (the bundle is ~0.9 MB)."""
     body = context.get("body", "")
     if "usrok-spec" in body:
+        context["body"] = pool_datasets(body)
         app.add_js_file(f"{STATIC_DIR}/{_bundle_name()}", type="module", **{"async": "async"})
         app.add_js_file(f"{STATIC_DIR}/charts.js", type="module", **{"async": "async"})
     if "usrok-quiz" in body:
