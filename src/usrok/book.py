@@ -127,6 +127,9 @@ def _write_static(app) -> None:
     out = Path(app.outdir) / "_static" / STATIC_DIR
     out.mkdir(parents=True, exist_ok=True)
     bundle = out / _bundle_name()
+    for stale in out.glob("vega-bundle-*.js"):  # left by an older Vega-Lite or vl-convert
+        if stale != bundle:
+            stale.unlink()
     if not bundle.exists():
         import vl_convert
 
