@@ -102,54 +102,6 @@ def year_axis(field: str = "year", title: str = "Year") -> alt.X:
                  scale=alt.Scale(zero=False, nice=False))
 
 
-def troops_over_time(df: pd.DataFrame, *, hosts=None, title: str, description: str,
-                     source: str, subtitle: str | None = None, events: pd.DataFrame | None = None):
-    """US military personnel by host and year, one line per host, with tooltips.
-
-    A legend click highlights one host; a brush on the small overview chart zooms
-    the main chart. ``events`` (columns ``year``, ``label``) adds rules with labels.
-    """
-    data = df[["host", "year", "troops"]]
-    if hosts is not None:
-        data = data[data["host"].isin(hosts)]
-    order = list(hosts) if hosts is not None else sorted(data["host"].unique())
-    pick = alt.selection_point(fields=["host"], bind="legend")
-    brush = alt.selection_interval(encodings=["x"])
-    colour = alt.Color("host:N", title="Host country", sort=order,
-                       scale=alt.Scale(domain=order, range=PALETTE[: len(order)]))
-    dash = alt.StrokeDash("host:N", sort=order, legend=None,
-                          scale=alt.Scale(domain=order, range=DASHES[: len(order)]))
-    y = alt.Y("troops:Q", title="US military personnel (people)", axis=alt.Axis(format="~s"))
-    # The main chart's x scale follows the brush drawn on the overview strip.
-    base = alt.Chart(data).encode(x=year_axis().scale(domain=brush, zero=False, nice=False), y=y)
-    lines = base.mark_line().encode(
-        color=colour, strokeDash=dash,
-        opacity=alt.when(pick).then(alt.value(1)).otherwise(alt.value(0.15)),
-        tooltip=[alt.Tooltip("host:N", title="Host"), alt.Tooltip("year:Q", title="Year", format="d"),
-                 alt.Tooltip("troops:Q", title="US personnel", format=",")],
-    ).add_params(pick)
-    points = base.mark_point(filled=True, size=18).encode(
-        color=colour, shape=alt.Shape("host:N", sort=order, legend=None),
-        opacity=alt.when(pick).then(alt.value(0.9)).otherwise(alt.value(0.1)),
-        tooltip=[alt.Tooltip("host:N", title="Host"), alt.Tooltip("year:Q", title="Year", format="d"),
-                 alt.Tooltip("troops:Q", title="US personnel", format=",")],
-    )
-    main = lines + points
-    if events is not None and len(events):
-        ev = alt.Chart(events[["year", "label"]]).encode(x=year_axis().scale(domain=brush, zero=False, nice=False))
-        main = main + ev.mark_rule(color="#555", strokeDash=[3, 3]).encode(
-            tooltip=[alt.Tooltip("year:Q", format="d", title="Year"), alt.Tooltip("label:N", title="Event")]
-        ) + ev.mark_text(angle=270, align="left", dx=4, dy=-4, baseline="bottom", fontSize=11,
-                         color="#333", y=0).encode(text="label:N")
-    main = main.properties(height=HEIGHT)
-    overview = alt.Chart(data).encode(x=year_axis(), y=y.axis(None)).mark_line().encode(color=colour, strokeDash=dash).add_params(brush).properties(
-        height=60, title=alt.Title("Drag across this strip to zoom the chart above", fontSize=11,
-                                   fontWeight="normal"))
-    chart = alt.vconcat(main.properties(width=WIDTH), overview.properties(width=WIDTH), spacing=12)
-    return finish(chart, title=title, description=description, source=source, subtitle=subtitle)
-
-
-# --------------------------------------------------------------------------- chapters 2-4
 def troops_annotated(df: pd.DataFrame, *, title: str, description: str, source: str,
                      subtitle: str | None = None, events: pd.DataFrame | None = None,
                      spans: pd.DataFrame | None = None, zoom_to: tuple[int, int] | None = None,

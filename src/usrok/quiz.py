@@ -17,8 +17,9 @@ from IPython.display import HTML
 _STYLE = """<style>
 .usrok-quiz fieldset{border:1px solid #bbb;border-radius:6px;margin:0 0 1rem;padding:.5rem 1rem}
 .usrok-quiz legend{font-size:1rem;font-weight:600;padding:0 .25rem;float:none;width:auto;margin-bottom:.3rem}
-.usrok-choice{margin:.25rem 0}
-.usrok-why{display:none;margin:.2rem 0 .4rem 1.6rem;padding:.3rem .6rem;border-left:4px solid #555;background:#f4f4f4;color:#111}
+.usrok-choice{margin:.25rem 0;display:flex;flex-wrap:wrap;align-items:baseline;gap:0 .45rem}
+.usrok-choice label{flex:1 1 0;min-width:12rem}
+.usrok-why{display:none;flex-basis:100%;margin:.2rem 0 .4rem 1.6rem;padding:.3rem .6rem;border-left:4px solid #555;background:#f4f4f4;color:#111}
 .usrok-choice input:checked~.usrok-why{display:block}
 .usrok-why.right{border-left-color:#009E73}.usrok-why.wrong{border-left-color:#D55E00}
 .usrok-choice input:focus-visible{outline:3px solid #0072B2;outline-offset:2px}
