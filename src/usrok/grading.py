@@ -2,7 +2,7 @@
 
 Three kinds of helpers live here:
 
-- **In the student notebooks** -- :func:`notebook_path` (so ``otter.Notebook`` finds the
+- **In the student notebooks** -- :func:`grader_for` (an ``otter.Notebook`` that finds the
   notebook's own public tests from any working directory) and
   :func:`principles_template` (the empty 45-cell matrix of the principles assessment).
 - **In the tests** (public and hidden) -- small, forgiving checks: :func:`is_whole`,
@@ -48,9 +48,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 __all__ = [
-    "notebook_path", "principles_template", "fill_matrix", "is_whole", "is_number", "chart_views", "marks",
+    "notebook_path", "grader_for", "principles_template", "fill_matrix", "is_whole", "is_number", "chart_views", "marks",
     "fields", "is_finished", "chart_rows", "matrix_problems", "word_count", "grade_folder",
-    "read_autograder", "main", "read_master", "assignments", "repo_root",
+    "read_autograder", "grade_submissions", "main", "read_master", "assignments", "repo_root",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -77,6 +77,21 @@ def notebook_path(name: str) -> str | None:
             return str(cand)
     found = sorted(glob.glob("*.ipynb"))
     return found[0] if len(found) == 1 else None
+
+
+def grader_for(name: str):
+    """``otter.Notebook`` for the student notebook ``<name>``, from any working directory.
+
+    The public tests live in the notebook's metadata. ``tests_dir`` points next to the
+    notebook (where there is no ``tests/`` folder), so otter reads them from the metadata
+    even when the working directory has an unrelated ``tests/`` folder (the repository
+    root has the course's pytest suite there). During grading otter overrides both.
+    """
+    import otter
+
+    path = notebook_path(name)
+    tests = str(Path(path).parent / "tests") if path else "./tests"
+    return otter.Notebook(path, tests_dir=tests)
 
 
 def principles_template():
@@ -636,10 +651,21 @@ def _grade_one(autograder: str, submission: str) -> dict:
         out["error"] = f"grading failed: {results._catastrophic_error}"
     for name, tf in results.results.items():
         out["scores"][name] = float(tf.score)
-        msgs = [str(r.message) for r in getattr(tf, "test_case_results", []) if not r.passed]
-        if msgs:
-            last = [l for l in msgs[0].splitlines() if l.strip()]
-            out["failed"][name] = last[-1][:160] if last else "test failed"
+        results_ = list(getattr(tf, "test_case_results", []))
+        failed = [r for r in results_ if not r.passed]
+        if failed:
+            # Only the tests' own messages: the CSV must not quote hidden test code.
+            notes = []
+            for r in failed:
+                last = [l.strip() for l in str(r.message).splitlines() if l.strip()]
+                m = re.match(r"^(\w*(?:Error|Exception))\b:?\s*(.*)$", last[-1]) if last else None
+                if m and m.group(2):
+                    notes.append(m.group(2)[:120])
+                elif m and m.group(1) != "AssertionError":
+                    notes.append(m.group(1))
+            summary = f"{len(failed)} of {len(results_)} test(s) failed"
+            notes = list(dict.fromkeys(notes))
+            out["failed"][name] = summary + (": " + "; ".join(notes[:2]) if notes else "")
     nb = getattr(results, "notebook", None)
     if nb is not None:
         for i, cell in enumerate(nb.cells):
@@ -647,9 +673,9 @@ def _grade_one(autograder: str, submission: str) -> dict:
                 if o.get("output_type") == "error":
                     ename, evalue = o.get("ename", "Error"), str(o.get("evalue", ""))
                     src = "".join(cell.get("source", "")).strip().splitlines()
-                    if ename == "CellTimeoutError" or evalue.startswith("cell stopped"):
-                        out["cell_errors"].append(f"a cell ran too long and was stopped "
-                                                  f"({src[0][:50] if src else ''!r})")
+                    if ename in ("CellTimeoutError", "KeyboardInterrupt") or evalue.startswith("cell stopped"):
+                        out["cell_errors"].append(f"a cell ran too long and was interrupted "
+                                                  f"(cell {src[0][:50] if src else ''!r})")
                     else:
                         out["cell_errors"].append(
                             f"{ename}: {evalue[:120]} (in cell {src[0][:50] if src else ''!r})")
@@ -662,94 +688,91 @@ def _submissions(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def grade_folder(autograder: str | os.PathLike, submissions: str | os.PathLike, out: str | os.PathLike,
-                 *, workers: int = 2, timeout: float = 60, cell_timeout: float | None = None,
-                 quiet: bool = False) -> list[dict]:
-    """Grade every ``.ipynb``/``.zip`` under ``submissions``; write the CSV ``out``; return the rows.
+def _missing_answers(nb, variables: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Per question, the answer variables the notebook never assigns (or leaves as ``...``)."""
+    if nb is None:
+        return {}
+    assigned, blank = _assigned_names(nb)
+    lacking = {}
+    for q, names in variables.items():
+        gone = [n for n in names if n not in assigned]
+        if gone:
+            lacking[q] = [f"{n} (left as ...)" if n in blank else f"{n} (never assigned)" for n in gone]
+    return lacking
 
-    Columns: ``file``, ``status``, ``total``, ``max``, one per auto-graded question, ``seconds``,
-    ``reason``. ``status`` is ``graded``, ``graded-with-errors`` (a cell raised or was stopped),
-    ``invalid-notebook`` (not run), ``timeout`` (killed after ``timeout`` seconds) or
-    ``grader-error``.
-    """
-    autograder = Path(autograder).resolve()
-    folder = Path(submissions).resolve()
-    info = read_autograder(autograder)
+
+def _row(label: str, info: dict, status: str, reason: str, seconds: float = 0.0) -> dict:
     questions = info["questions"]
-    max_total = sum(questions.values())
+    return {"file": label, "status": status, "total": 0.0, "max": sum(questions.values()),
+            **{q: 0.0 for q in questions}, "seconds": round(seconds, 2), "reason": reason}
+
+
+def _result_row(label: str, info: dict, nb, answer: dict | None, seconds: float,
+                timeout: float) -> dict:
+    """One CSV row from a worker's answer (None = killed after ``timeout``)."""
+    questions = info["questions"]
+    if answer is None:
+        return _row(label, info, STATUS_TIMEOUT,
+                    f"stopped after {timeout:g} s: the notebook did not finish (an endless "
+                    "loop?) and its grading process and kernel were killed; nothing could be "
+                    "graded", seconds)
+    if answer.get("_died"):
+        return _row(label, info, STATUS_FAILED, "the grading process died (the notebook may "
+                    "exhaust memory or kill its own kernel)", seconds)
+    row = _row(label, info, STATUS_GRADED, "", answer.get("seconds", seconds))
+    scores = answer.get("scores") or {}
+    for q in questions:
+        row[q] = float(scores.get(q, 0.0))
+    row["total"] = round(sum(row[q] for q in questions), 4)
+    reasons: list[str] = []
+    if answer.get("error"):
+        row["status"] = STATUS_FAILED
+        reasons.append(answer["error"])
+    lacking = _missing_answers(nb, info["variables"])
+    for q, names in lacking.items():
+        reasons.append(f"{q}: missing answer {', '.join(names)}")
+    if answer.get("cell_errors"):
+        if row["status"] == STATUS_GRADED:
+            row["status"] = STATUS_ERRORS
+        errs = answer["cell_errors"]
+        reasons.append("; ".join(errs[:3]) + (f" (+{len(errs) - 3} more)" if len(errs) > 3 else ""))
+    lost = [q for q in questions if row[q] < questions[q] and q not in lacking]
+    if lost:
+        detail = " | ".join(f"{q}: {answer.get('failed', {}).get(q, 'hidden tests failed')}"
+                            for q in lost[:3])
+        reasons.append("lost points on " + ", ".join(f"{q} {row[q]:g}/{questions[q]:g}" for q in lost)
+                       + f" ({detail})")
+    row["reason"] = "; ".join(reasons) if reasons else "all auto-graded questions correct"
+    return row
+
+
+def grade_submissions(jobs: list[tuple[str | os.PathLike, str | os.PathLike]], *, workers: int = 2,
+                      timeout: float = 60, cell_timeout: float | None = None,
+                      labels: list[str] | None = None, quiet: bool = True) -> list[dict]:
+    """Grade ``(autograder zip, submission)`` pairs with ``workers`` grading processes.
+
+    Returns one row per pair, in order (see :func:`grade_folder` for the columns; each row
+    has the questions of its own autograder). Pairs may use different autograders.
+    """
     if cell_timeout is None:
         cell_timeout = max(5.0, timeout / 2)
-    files = _submissions(folder)
-    rows: dict[Path, dict] = {}
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-
-    def blank_row(path: Path, status: str, reason: str) -> dict:
-        row = {"file": str(path.relative_to(folder)), "status": status, "total": 0.0,
-               "max": max_total, **{q: 0.0 for q in questions}, "seconds": 0.0, "reason": reason}
-        return row
-
-    todo: list[tuple[Path, Any]] = []
-    for path in files:
-        ok, reason, nb = _check_notebook(path)
+    infos: dict[Path, dict] = {}
+    rows: list[dict | None] = [None] * len(jobs)
+    queue: list[tuple[int, Path, Path, Any]] = []
+    for i, (zip_path, sub) in enumerate(jobs):
+        zip_path, sub = Path(zip_path).resolve(), Path(sub).resolve()
+        if zip_path not in infos:
+            infos[zip_path] = read_autograder(zip_path)
+        label = labels[i] if labels else str(sub)
+        ok, reason, nb = _check_notebook(sub)
         if ok:
-            todo.append((path, nb))
+            queue.append((i, zip_path, sub, nb))
         else:
-            rows[path] = blank_row(path, STATUS_INVALID, reason)
-            say(f"{path.name}: {STATUS_INVALID}: {reason}")
-
+            rows[i] = _row(label, infos[zip_path], STATUS_INVALID, reason)
+            say(f"{label}: {STATUS_INVALID}: {reason}")
     log_dir = Path(tempfile.mkdtemp(prefix="usrok-grading-"))
     lock = threading.Lock()
-    queue = list(todo)
-    started = time.monotonic()
-
-    def missing_answers(nb) -> dict[str, list[str]]:
-        if nb is None:
-            return {}
-        assigned, blank = _assigned_names(nb)
-        lacking = {}
-        for q, names in info["variables"].items():
-            gone = [n for n in names if n not in assigned]
-            if gone:
-                lacking[q] = [f"{n} (never assigned)" if n not in blank else f"{n} (left as ...)"
-                              for n in gone]
-        return lacking
-
-    def finish_row(path: Path, nb, answer: dict | None, seconds: float) -> dict:
-        if answer is None:
-            row = blank_row(path, STATUS_TIMEOUT,
-                            f"stopped after {timeout:g} s: the notebook did not finish "
-                            "(an endless loop?); nothing could be graded")
-            row["seconds"] = round(seconds, 2)
-            return row
-        if answer.get("_died"):
-            return blank_row(path, STATUS_FAILED, "the grading process died (the notebook may "
-                                                  "exhaust memory or kill its kernel)")
-        row = blank_row(path, STATUS_GRADED, "")
-        row["seconds"] = answer.get("seconds", round(seconds, 2))
-        scores = answer.get("scores") or {}
-        for q in questions:
-            row[q] = float(scores.get(q, 0.0))
-        row["total"] = round(sum(row[q] for q in questions), 4)
-        reasons: list[str] = []
-        if answer.get("error"):
-            row["status"] = STATUS_FAILED
-            reasons.append(answer["error"])
-        lacking = missing_answers(nb)
-        for q, names in lacking.items():
-            reasons.append(f"{q}: missing answer {', '.join(names)}")
-        if answer.get("cell_errors"):
-            if row["status"] == STATUS_GRADED:
-                row["status"] = STATUS_ERRORS
-            errs = answer["cell_errors"]
-            reasons.append("; ".join(errs[:3]) + (f" (+{len(errs) - 3} more)" if len(errs) > 3 else ""))
-        lost = [f"{q} {row[q]:g}/{questions[q]:g}" for q in questions
-                if row[q] < questions[q] and q not in lacking]
-        if lost:
-            detail = [f"{q}: {answer.get('failed', {}).get(q, 'hidden tests failed')}" for q in
-                      [l.split()[0] for l in lost][:3]]
-            reasons.append("lost points on " + ", ".join(lost) + " — " + " | ".join(detail))
-        row["reason"] = "; ".join(reasons) if reasons else "all auto-graded questions correct"
-        return row
 
     def slot(index: int) -> None:
         worker = _Worker(log_dir, index)
@@ -758,40 +781,61 @@ def grade_folder(autograder: str | os.PathLike, submissions: str | os.PathLike, 
                 with lock:
                     if not queue:
                         return
-                    path, nb = queue.pop(0)
+                    i, zip_path, sub, nb = queue.pop(0)
+                label = labels[i] if labels else str(sub)
                 t0 = time.monotonic()
-                task = {"autograder": str(autograder), "submission": str(path),
-                        "cell_timeout": cell_timeout}
-                answer = worker.run(task, timeout)
-                row = finish_row(path, nb, answer, time.monotonic() - t0)
+                answer = worker.run({"autograder": str(zip_path), "submission": str(sub),
+                                     "cell_timeout": cell_timeout}, timeout)
+                row = _result_row(label, infos[zip_path], nb, answer, time.monotonic() - t0, timeout)
                 with lock:
-                    rows[path] = row
-                say(f"{row['file']}: {row['status']} {row['total']:g}/{row['max']:g} "
-                    f"({row['seconds']:g} s)")
+                    rows[i] = row
+                say(f"{label}: {row['status']} {row['total']:g}/{row['max']:g} ({row['seconds']:g} s)")
         finally:
             worker.kill()
 
-    threads = [threading.Thread(target=slot, args=(i,), daemon=True) for i in range(max(1, workers))]
+    threads = [threading.Thread(target=slot, args=(i,), daemon=True)
+               for i in range(max(1, min(workers, len(queue) or 1)))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.monotonic() - started
     shutil.rmtree(log_dir, ignore_errors=True)
+    return [r for r in rows if r is not None]
 
-    ordered = [rows[p] for p in files]
+
+def grade_folder(autograder: str | os.PathLike, submissions: str | os.PathLike, out: str | os.PathLike,
+                 *, workers: int = 2, timeout: float = 60, cell_timeout: float | None = None,
+                 quiet: bool = False) -> list[dict]:
+    """Grade every ``.ipynb``/``.zip`` under ``submissions``; write the CSV ``out``; return the rows.
+
+    Columns: ``file``, ``status``, ``total``, ``max``, one per auto-graded question, ``seconds``,
+    ``reason``. ``status`` is ``graded``, ``graded-with-errors`` (a cell raised or was stopped),
+    ``invalid-notebook`` (not run), ``timeout`` (killed after ``timeout`` seconds) or
+    ``grader-error``. Manually graded questions are not in the zip, so not in the CSV.
+    """
+    autograder = Path(autograder).resolve()
+    folder = Path(submissions).resolve()
+    questions = read_autograder(autograder)["questions"]
+    files = _submissions(folder)
+    started = time.monotonic()
+    rows = grade_submissions([(autograder, f) for f in files], workers=workers, timeout=timeout,
+                             cell_timeout=cell_timeout, quiet=quiet,
+                             labels=[str(f.relative_to(folder)) for f in files])
+    elapsed = time.monotonic() - started
     columns = ["file", "status", "total", "max", *questions, "seconds", "reason"]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=columns)
         w.writeheader()
-        for r in ordered:
+        for r in rows:
             w.writerow({k: (f"{r[k]:g}" if isinstance(r[k], float) else r[k]) for k in columns})
-    rate = len(todo) / elapsed * 60 if elapsed > 0 and todo else 0.0
-    say(f"graded {len(files)} submission(s) ({len(todo)} run) in {elapsed:.1f} s with "
-        f"{max(1, workers)} worker(s): {rate:.1f} a minute -> {out}")
-    return ordered
+    ran = sum(r["status"] != STATUS_INVALID for r in rows)
+    rate = ran / elapsed * 60 if elapsed > 0 and ran else 0.0
+    if not quiet:
+        print(f"graded {len(rows)} submission(s) ({ran} run) in {elapsed:.1f} s with "
+              f"{max(1, workers)} worker(s): {rate:.1f} a minute -> {out}", file=sys.stderr, flush=True)
+    return rows
 
 
 def main(argv: Iterable[str] | None = None) -> int:

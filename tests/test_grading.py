@@ -1,0 +1,500 @@
+"""The graded exercises grade fairly, and the batch grader survives bad submissions.
+
+For every assignment (built by ``exercises/build_assignments.py``, which ``make book`` runs):
+
+- the solution notebook scores full marks on the auto-graded questions;
+- the blank student notebook scores zero on them;
+- for every auto-graded question, at least one plausible wrong answer (an off-by-one year,
+  a wrong sign, the planned figure instead of the observed one, a chart with the wrong mark
+  or field, the wrong choice) loses that question's points, and only that question's: the
+  wrong submissions are the solution notebook with answers overridden by cells inserted
+  around the questions' ``grader.check`` cells (several questions per submission, each
+  isolated, to keep the number of notebooks to grade small);
+- broken submissions (invalid JSON, not a notebook, a missing answer variable, a cell that
+  raises, an endless loop, a loop that ignores interrupts, a notebook that kills its kernel)
+  each get a row with a clear status and reason, and the batch finishes;
+- student notebooks run from their own folder (as Binder opens them) and from the
+  repository root: the data load, ``grader.check`` works, and with the solutions filled in
+  every public test passes.
+
+Everything is graded in two batches through ``usrok.grading`` with two workers, as an
+instructor would grade a class.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from usrok.grading import grade_submissions, read_autograder
+
+ROOT = Path(__file__).resolve().parents[1]
+EXERCISES = ROOT / "exercises"
+PYTHON = sys.executable
+NAMES = ["ex02_cold_war_troops", "ex03_easi", "ex04_realignment", "ex05_global_korea",
+         "ex06_principles", "ex07_north_korea", "ex08_oda", "ex09_principles_assessment"]
+
+# (question, code inserted before the question's grader.check cell, what is wrong)
+WRONG: dict[str, list[tuple[str, str, str]]] = {
+    "ex02_cold_war_troops": [
+        ("q1", 'korea = korea[korea["year"] < 1980].reset_index(drop=True)', "off by one year: stops at 1979"),
+        ("q1", 'korea = troops[troops["year"].between(1950, 1980)][["year", "troops"]].sort_values("year").reset_index(drop=True)',
+         "all three hosts, not South Korea"),
+        ("q2", "nixon_change = int(counts[1972] - counts[1970])", "off by one year: from 1970"),
+        ("q2", "nixon_pct = -nixon_pct", "wrong sign"),
+        ("q3", "carter_change = int(counts[1977] - counts[1979])", "wrong sign"),
+        ("q3", 'bigger_drop = "Carter"', "wrong comparison"),
+        ("q4", 'cold_war_chart = charts.finish(alt.Chart(korea).mark_bar().encode(x="year:O", y="troops:Q", '
+               'tooltip=["troops"]), title="t", description="d", source="s")', "wrong mark (bar)"),
+        ("q4", 'cold_war_chart = alt.Chart(korea).mark_line().encode(x="year:Q", y="troops:Q", tooltip=["troops"])',
+         "charts.finish not used"),
+        ("q5", 'cold_war_fear = "a"', "wrong choice (entrapment)"),
+    ],
+    "ex03_easi": [
+        ("q1", "planned_cut = 6500", "stage 2's figure"),
+        ("q2", "observed_change = -planned_cut", "the planned figure instead of the observed one"),
+        ("q2", "observed_change = int(korea[1991] - korea[1990])", "off by one year"),
+        ("q3", "share_of_plan = -share_of_plan", "wrong sign"),
+        ("q4", 'stage_of["the Yongsan garrison moves out of Seoul"] = 2', "wrong stage"),
+        ("q5", 'halt_reason = "a"', "wrong choice"),
+        ("q6", 'easi_chart = charts.finish(alt.Chart(window).mark_bar().encode(x="year:Q", y="troops:Q"), '
+               'title="t", description="d", source="s")', "wrong mark, no rule"),
+        ("q6", 'easi_chart = charts.finish(counts + alt.Chart(pd.DataFrame({"planned_level": [planned_cut]}))'
+               '.mark_rule().encode(y="planned_level:Q"), title="t", description="d", source="s")',
+         "rule at the cut instead of the level"),
+    ],
+    "ex04_realignment": [
+        ("q1", "planned_reduction = 5000", "one tranche instead of the whole plan"),
+        ("q2", "drawdown = int(korea[2008] - korea[2003])", "off by one year: from 2003"),
+        ("q2", "drawdown = -drawdown", "wrong sign"),
+        ("q3", "pct_of_plan = round(drawdown / planned_reduction * 100, 1)", "wrong sign"),
+        ("q4", "suspect_year = suspect_year + 1", "off by one year"),
+        ("q4", "suspect_ratio = round(1 / suspect_ratio, 2)", "ratio upside down"),
+        ("q5", 'drawdown_chart = charts.finish(alt.Chart(years).mark_line().encode(x="year:O", y="troops:Q"), '
+               'title="t", description="d", source="s")', "wrong mark (line)"),
+        ("q5", 'drawdown_chart = charts.finish(alt.Chart(rebuild[rebuild["year"].between(2003, 2009)]'
+               '.rename(columns={"troops_ad": "troops"})[["year", "troops"]]).mark_bar().encode(x="year:O", '
+               'y="troops:Q"), title="t", description="d", source="s")', "the suspect series"),
+        ("q6", 'flexibility = "a"', "wrong choice"),
+    ],
+    "ex05_global_korea": [
+        ("q1", 'kind_counts = exercises[exercises["start_year"] < 2010]["kind"].value_counts()', "drops 2010"),
+        ("q2", 'first_nontraditional = int(exercises.loc[exercises["kind"] == "non-traditional", "start_year"].max())',
+         "last year instead of first"),
+        ("q3", 'exercise_chart = charts.finish(alt.Chart(per_year).mark_bar().encode(x="start_year:O", '
+               'y="exercises:Q", color="kind:N"), title="t", description="d", source="s")', "colour alone"),
+        ("q3", 'exercise_chart = charts.finish(alt.Chart(per_year).mark_line().encode(x="start_year:O", '
+               'y="exercises:Q", color="kind:N", strokeDash="kind:N"), title="t", description="d", source="s")',
+         "wrong mark (line)"),
+        ("q4", 'un_missions = sorted(deployments.loc[deployments["mandate_kind"] != "US-led coalition", '
+               '"mission_group"].unique())', "counts other multinational missions as UN"),
+        ("q5", "vietnam_spread = int(vietnam.max())", "the peak, not the spread"),
+        ("q6", 'japan_limit = "c"', "wrong choice"),
+    ],
+    "ex06_principles": [
+        ("q1", "pairs = pairs.iloc[::-1].reset_index(drop=True)", "wrong order"),
+        ("q2", 'statement_principle["Other countries with the same interests could join in the cooperation."] = 1',
+         "wrong principle"),
+        ("q3", 'scenario_violates["Only the United States promises to defend; its partner takes on no '
+               'obligations of its own."] = 5', "wrong principle"),
+        ("q4", 'us_assumption = "d"', "wrong choice"),
+    ],
+    "ex07_north_korea": [
+        ("q1", 'crises_2010 = sorted(timeline.loc[(timeline["category"] == "crisis") & (timeline["year"] == 2009), '
+               '"event_id"])', "off by one year"),
+        ("q1", 'crises_2010 = sorted(timeline.loc[(timeline["category"] == "crisis") & (timeline["year"] == 2010) '
+               '& ~timeline["from_source_text"], "event_id"])', "one kind of source only"),
+        ("q2", "days_between = days_between + 1", "off by one day"),
+        ("q3", 'crisis_chart = charts.finish(alt.Chart(crises).mark_bar().encode(x="year:Q", '
+               'y="from_source_text:N", shape="from_source_text:N", tooltip=["date", "event"]), title="t", '
+               'description="d", source="s")', "wrong mark (bar)"),
+        ("q3", 'crisis_chart = charts.finish(alt.Chart(crises[crises["from_source_text"]]).mark_point().encode('
+               'x="year:Q", y="from_source_text:N", shape="from_source_text:N", tooltip=["date", "event"]), '
+               'title="t", description="d", source="s")', "source-text rows only"),
+        ("q4", 'opcon_delay_days = (pd.to_datetime(gpr.loc["gpr-14", "announced"]) - '
+               'pd.to_datetime(gpr.loc["gpr-13", "announced"])).days', "announcement dates, not deadlines"),
+        ("q5", 'deterrence_role = "a"', "wrong choice"),
+    ],
+    "ex08_oda": [
+        ("q1", 'headline = oda[["year", "value_usd_millions", "oda_gni_pct", "basis"]].drop_duplicates("year")'
+               '.sort_values("year").reset_index(drop=True)', "first row per year, not the headline"),
+        ("q2", 'actual_2015 = float(headline.loc[headline["year"] == 2014, "oda_gni_pct"].iloc[0])',
+         "off by one year"),
+        ("q2", "gap_2015 = round(actual_2015 - target_2015, 2)", "wrong sign"),
+        ("q3", "growth_multiple = round(value_2015 - base_value, 2)", "a difference, not a multiple"),
+        ("q3", "base_value = float(values[base_year + 1])", "base value from the wrong year"),
+        ("q3", "tripled = True", "verdict does not follow from the multiple"),
+        ("q5", 'oda_chart = charts.finish(ratio, title="t", description="d", source="s")', "no target rule"),
+        ("q5", 'oda_chart = charts.finish(ratio + alt.Chart(pd.DataFrame({"target": [0.2]})).mark_rule()'
+               '.encode(y="target:Q"), title="t", description="d", source="s")', "rule at the wrong target"),
+        ("q6", 'global_areas = sorted(areas.loc[areas["order"] >= 6, "area_id"])', "includes climate"),
+    ],
+    "ex09_principles_assessment": [
+        ("q1", 'assessment.loc[0, "score"] = 4', "a score out of range"),
+        ("q1", 'assessment.loc[1, "justification"] = assessment.loc[0, "justification"]', "a copied sentence"),
+        ("q1", 'assessment.loc[2, "justification"] = "Good."', "a justification that is not a sentence"),
+        ("q1", "assessment = assessment.iloc[:-1]", "a missing cell"),
+        ("q2", 'implication_serves["Rewrite the military terms so that defence duties run in both directions."] = 5',
+         "wrong principle"),
+        ("q3", 'scenario_violates["After a thaw with the North, both governments decide the alliance has lost '
+               'its purpose and should end."] = 1', "wrong principle"),
+        ("q4", 'area_totals = assessment.groupby("area")["score"].mean().sort_values(ascending=False)',
+         "means, not totals"),
+        ("q4", "top_area = area_totals.index[-1]", "the lowest area"),
+    ],
+}
+
+STUBBORN_LOOP = """import time
+while True:  # ignores the interrupt: only the hard time limit stops it
+    try:
+        time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+"""
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def autograder(name: str) -> Path:
+    zips = sorted((EXERCISES / name / "dist" / "autograder").glob("*.zip"))
+    assert len(zips) == 1, f"{name}: expected one autograder zip, found {zips}; run `make assignments`"
+    return zips[0]
+
+
+def solution(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(EXERCISES / name / "dist" / "autograder" / f"{name}.ipynb", as_version=4)
+
+
+def check_index(nb, question: str) -> int:
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and f'grader.check("{question}")' in cell.source:
+            return i
+    raise AssertionError(f"no grader.check cell for {question}")
+
+
+def insert_before_check(nb, question: str, code: str):
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.cells.insert(check_index(nb, question), nbformat.v4.new_code_cell(code))
+    return nb
+
+
+def insert_after_setup(nb, code: str):
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells.insert(first + 1, nbformat.v4.new_code_cell(code))
+    return nb
+
+
+def answer_cell(nb, question: str):
+    i = check_index(nb, question)
+    return next(c for c in reversed(nb.cells[:i]) if c.cell_type == "code")
+
+
+def write(nb, path: Path) -> Path:
+    for c in nb.cells:  # new cells need ids in nbformat 4.5
+        c.setdefault("id", nbformat.v4.new_code_cell().id)
+    nbformat.write(nb, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def built():
+    """The assignments (a no-op when `make book` / `make assignments` just ran)."""
+    run = subprocess.run([PYTHON, str(EXERCISES / "build_assignments.py")], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return {n: read_autograder(autograder(n)) for n in NAMES}
+
+
+def assigned_names(code: str) -> set[str]:
+    """Variables a line of code assigns or changes in place (``x = ...``, ``x[...] = ...``)."""
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                while isinstance(t, (ast.Subscript, ast.Attribute)):
+                    t = t.value
+                if isinstance(t, ast.Name):
+                    names.add(t.id)
+    return names
+
+
+def with_wrong_answers(nb, items, variables):
+    """The solution with several wrong answers, each isolated to its own question.
+
+    Before a question's ``grader.check`` cell: save the variables its tests read, then
+    override the answer; after the check: restore them, so later questions are computed
+    from correct values. The final ``grader.check_all()`` cell is dropped, so each
+    question keeps the result of its own in-place check (otter grades the last check of
+    each question, then runs the tests not yet checked).
+    """
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.cells = [c for c in nb.cells if "grader.check_all()" not in c.source]
+    for q, code, _ in items:
+        keep = sorted(set(variables[q]) | assigned_names(code))
+        save = (f"import copy as _copy\n_saved_{q} = {{}}\n"
+                f"for _n in {keep!r}:\n"
+                f"    if _n in globals():\n"
+                f"        try:\n            _saved_{q}[_n] = _copy.deepcopy(globals()[_n])\n"
+                f"        except Exception:\n            _saved_{q}[_n] = globals()[_n]\n")
+        i = check_index(nb, q)
+        nb.cells.insert(i, nbformat.v4.new_code_cell(save + code))
+        nb.cells.insert(i + 2, nbformat.v4.new_code_cell(f"globals().update(_saved_{q})"))
+    return nb
+
+
+def rounds(name: str) -> list[list[tuple[str, str, str]]]:
+    """Wrong answers grouped so that each round has at most one per question."""
+    by_q: dict[str, list] = {}
+    for item in WRONG[name]:
+        by_q.setdefault(item[0], []).append(item)
+    return [[v[k] for v in by_q.values() if k < len(v)] for k in range(max(map(len, by_q.values())))]
+
+
+@pytest.fixture(scope="session")
+def graded(built, tmp_path_factory):
+    """Every solution, blank and wrong-answer submission, graded in one batch with two workers."""
+    base = tmp_path_factory.mktemp("submissions")
+    jobs, labels, meta = [], [], []
+    for name in NAMES:
+        folder = base / name
+        folder.mkdir()
+        sol = solution(name)
+        subs = [("solution", None, write(sol, folder / "solution.ipynb")),
+                ("blank", None, write(nbformat.read(EXERCISES / name / "student" / f"{name}.ipynb", 4),
+                                      folder / "blank.ipynb"))]
+        for k, items in enumerate(rounds(name)):
+            nb = with_wrong_answers(sol, items, built[name]["variables"])
+            subs.append(("wrong", items, write(nb, folder / f"wrong-round-{k + 1}.ipynb")))
+        for kind, detail, path in subs:
+            jobs.append((autograder(name), path))
+            labels.append(f"{name}/{path.name}")
+            meta.append((name, kind, detail))
+    rows = grade_submissions(jobs, workers=2, timeout=180, cell_timeout=90, labels=labels)
+    return [(m, r) for m, r in zip(meta, rows)]
+
+
+@pytest.fixture(scope="session")
+def broken(built, tmp_path_factory):
+    """Broken submissions to ex03_easi, graded with a short time limit."""
+    name = "ex03_easi"
+    folder = tmp_path_factory.mktemp("broken")
+    sol = solution(name)
+    (folder / "invalid-json.ipynb").write_text('{"cells": [', encoding="utf-8")
+    (folder / "not-a-notebook.ipynb").write_text('{"hello": "world"}', encoding="utf-8")
+    missing = nbformat.from_dict(json.loads(json.dumps(sol)))
+    cell = answer_cell(missing, "q2")
+    cell.source = "\n".join(l for l in cell.source.splitlines() if not l.startswith("observed_change ="))
+    write(missing, folder / "missing-variable.ipynb")
+    raising = nbformat.from_dict(json.loads(json.dumps(sol)))
+    cell = answer_cell(raising, "q5")
+    cell.source = 'raise ValueError("a bug in my answer")\n' + cell.source
+    write(raising, folder / "raises.ipynb")
+    write(insert_after_setup(sol, "while True:\n    pass"), folder / "endless-loop.ipynb")
+    write(insert_after_setup(sol, STUBBORN_LOOP), folder / "loop-ignores-interrupt.ipynb")
+    write(insert_after_setup(sol, "import os\nos._exit(1)"), folder / "kills-kernel.ipynb")
+    files = sorted(folder.iterdir())
+    rows = grade_submissions([(autograder(name), f) for f in files], workers=2, timeout=30,
+                             cell_timeout=8, labels=[f.name for f in files])
+    return {r["file"]: r for r in rows}, built[name]["questions"]
+
+
+# ---------------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_solution_scores_full_marks(graded, built, name):
+    (row,) = [r for (n, kind, _), r in graded if n == name and kind == "solution"]
+    questions = built[name]["questions"]
+    assert row["status"] == "graded", row
+    assert row["total"] == row["max"] == sum(questions.values()), row
+    assert all(row[q] == p for q, p in questions.items()), row
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_blank_student_notebook_scores_zero(graded, built, name):
+    (row,) = [r for (n, kind, _), r in graded if n == name and kind == "blank"]
+    assert row["status"] in ("graded", "graded-with-errors"), row
+    assert row["total"] == 0, row
+    assert all(row[q] == 0 for q in built[name]["questions"]), row
+    assert "missing answer" in row["reason"], row
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_wrong_answer_loses_points(graded, built, name):
+    questions = built[name]["questions"]
+    covered = set()
+    for (n, kind, items), row in graded:
+        if n != name or kind != "wrong":
+            continue
+        assert row["status"] in ("graded", "graded-with-errors"), row
+        targeted = {q for q, _, _ in items}
+        for q, code, why in items:
+            assert row[q] < questions[q], f"{name} {q}: a wrong answer ({why}: {code}) kept full marks"
+            covered.add(q)
+        # Each wrong answer costs only its own question.
+        assert all(row[q] == p for q, p in questions.items() if q not in targeted), row
+    assert covered == set(questions), f"{name}: no wrong answer tried for {set(questions) - covered}"
+
+
+def test_invalid_json_gets_a_row_and_a_reason(broken):
+    rows, questions = broken
+    row = rows["invalid-json.ipynb"]
+    assert row["status"] == "invalid-notebook" and row["reason"].startswith("not valid notebook JSON")
+    assert row["total"] == 0 and all(row[q] == 0 for q in questions)
+    assert rows["not-a-notebook.ipynb"]["status"] == "invalid-notebook"
+    assert "not a Jupyter notebook" in rows["not-a-notebook.ipynb"]["reason"]
+
+
+def test_missing_variable_is_named(broken):
+    rows, questions = broken
+    row = rows["missing-variable.ipynb"]
+    assert row["status"] in ("graded", "graded-with-errors"), row
+    assert row["q2"] == 0 and row["q1"] == questions["q1"], row
+    assert "observed_change (never assigned)" in row["reason"], row
+
+
+def test_raising_cell_costs_only_its_question(broken):
+    rows, questions = broken
+    row = rows["raises.ipynb"]
+    assert row["status"] == "graded-with-errors", row
+    assert "ValueError: a bug in my answer" in row["reason"], row
+    assert row["q5"] == 0 and row["total"] == sum(questions.values()) - questions["q5"], row
+
+
+def test_endless_loop_is_interrupted_and_the_rest_graded(broken):
+    rows, questions = broken
+    row = rows["endless-loop.ipynb"]
+    assert row["status"] == "graded-with-errors", row
+    assert "ran too long" in row["reason"], row
+    assert row["total"] == sum(questions.values()), row
+
+
+def test_loop_that_ignores_interrupts_is_killed(broken):
+    rows, questions = broken
+    row = rows["loop-ignores-interrupt.ipynb"]
+    assert row["status"] == "timeout", row
+    assert row["reason"].startswith("stopped after 30 s"), row
+    assert row["total"] == 0 and all(row[q] == 0 for q in questions)
+
+
+def test_kernel_death_gets_a_row(broken):
+    rows, _ = broken
+    row = rows["kills-kernel.ipynb"]
+    assert row["status"] in ("grader-error", "graded-with-errors"), row
+    assert row["reason"], row
+
+
+def test_batch_keeps_going_after_broken_submissions(broken):
+    rows, _ = broken
+    assert len(rows) == 7
+
+
+def test_batch_command_writes_csv(built, tmp_path):
+    """The command an instructor runs: a folder in, one CSV row per submission out."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    write(solution("ex06_principles"), subs / "alice.ipynb")
+    (subs / "bob.ipynb").write_text("not json", encoding="utf-8")
+    out = tmp_path / "grades.csv"
+    run = subprocess.run([PYTHON, "-m", "usrok.grading", str(autograder("ex06_principles")), str(subs),
+                          "--out", str(out), "--workers", "1", "--timeout", "120"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    import csv
+
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"] for r in rows] == ["alice.ipynb", "bob.ipynb"]
+    assert list(rows[0])[:4] == ["file", "status", "total", "max"] and list(rows[0])[-2:] == ["seconds", "reason"]
+    assert rows[0]["total"] == rows[0]["max"] and rows[1]["status"] == "invalid-notebook"
+    assert "a minute" in run.stderr
+
+
+# ------------------------------------------------------------ student notebooks run anywhere
+RUNNER = """
+import sys, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+NotebookClient(nb, timeout=120, allow_errors=True, kernel_name="python3",
+               resources={"metadata": {"path": sys.argv[2]}}).execute()
+nbformat.write(nb, sys.argv[3])
+"""
+
+
+@pytest.fixture(scope="session")
+def executed(built, tmp_path_factory):
+    """Each student notebook run from its folder and from the repository root, and each
+    solution run from the student folder (where Binder opens the notebook)."""
+    out = tmp_path_factory.mktemp("executed")
+    runs = []
+    for name in NAMES:
+        student = EXERCISES / name / "student" / f"{name}.ipynb"
+        sol = EXERCISES / name / "dist" / "autograder" / f"{name}.ipynb"
+        runs += [(name, "student-folder", student, student.parent),
+                 (name, "repo-root", student, ROOT),
+                 (name, "solution-in-student-folder", sol, student.parent)]
+
+    def run(item):
+        name, where, nb, cwd = item
+        dest = out / f"{name}-{where}.ipynb"
+        p = subprocess.run([PYTHON, "-c", RUNNER, str(nb), str(cwd), str(dest)], capture_output=True,
+                           text=True, cwd=cwd)
+        return (name, where), (p.returncode, p.stderr[-2000:], dest)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(run, runs))
+
+
+def _errors(nb, skip_answers: bool):
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if skip_answers and "otter_answer_cell" in cell.metadata.get("tags", []):
+            continue
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                found.append(f"cell {i} ({cell.source.splitlines()[0][:40]!r}): {o['ename']}: {o['evalue'][:200]}")
+    return found
+
+
+def _check_outputs(nb):
+    texts = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "grader.check(" in cell.source and "check_all" not in cell.source:
+            texts.append("".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", ""))
+                                 for o in cell.outputs))
+    return texts
+
+
+@pytest.mark.parametrize("where", ["student-folder", "repo-root"])
+@pytest.mark.parametrize("name", NAMES)
+def test_student_notebook_runs_anywhere(executed, name, where):
+    code, err, dest = executed[(name, where)]
+    assert code == 0, err
+    nb = nbformat.read(dest, as_version=4)
+    # The setup, the data loading and every grader.check cell run without an error;
+    # only answer cells left as `...` may fail.
+    assert not _errors(nb, skip_answers=True)
+    checks = _check_outputs(nb)
+    assert checks and all("results" in t or "passed" in t for t in checks), checks
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_solution_passes_public_tests_in_student_folder(executed, name):
+    code, err, dest = executed[(name, "solution-in-student-folder")]
+    assert code == 0, err
+    nb = nbformat.read(dest, as_version=4)
+    assert not _errors(nb, skip_answers=False)
+    checks = _check_outputs(nb)
+    assert checks and all("passed" in t and "failed" not in t.lower() for t in checks), checks
