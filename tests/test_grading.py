@@ -451,8 +451,15 @@ def executed(built, tmp_path_factory):
                            text=True, cwd=cwd)
         return (name, where), (p.returncode, p.stderr[-2000:], dest)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(run, runs))
+    logs = [ROOT / ".OTTER_LOG"] + [EXERCISES / n / "student" / ".OTTER_LOG" for n in NAMES]
+    existed = {p for p in logs if p.exists()}
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return dict(pool.map(run, runs))
+    finally:  # grader.check logs to .OTTER_LOG in the working directory: leave no litter
+        for p in logs:
+            if p not in existed:
+                p.unlink(missing_ok=True)
 
 
 def _errors(nb, skip_answers: bool):
