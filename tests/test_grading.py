@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -95,7 +96,7 @@ WRONG: dict[str, list[tuple[str, str, str]]] = {
          "wrong mark (line)"),
         ("q4", 'un_missions = sorted(deployments.loc[deployments["mandate_kind"] != "US-led coalition", '
                '"mission_group"].unique())', "counts other multinational missions as UN"),
-        ("q5", "vietnam_spread = int(vietnam.max())", "the peak, not the spread"),
+        ("q5", "vietnam_spread = int(peaks.max())", "the peak, not the spread"),
         ("q6", 'japan_limit = "c"', "wrong choice"),
     ],
     "ex06_principles": [
@@ -505,3 +506,20 @@ def test_solution_passes_public_tests_in_student_folder(executed, name):
     assert not _errors(nb, skip_answers=False)
     checks = _check_outputs(nb)
     assert checks and all("passed" in t and "failed" not in t.lower() for t in checks), checks
+
+
+def test_instructor_guide_has_a_rubric_for_every_written_question():
+    """Each manually graded question has a rubric whose criteria add up to its points."""
+    from usrok.grading import assignments
+
+    guide = (ROOT / "chapters" / "instructor_guide.md").read_text(encoding="utf-8")
+    for a in assignments(ROOT):
+        for i, q in enumerate(a["questions"], 1):
+            if not q["manual"]:
+                continue
+            m = re.search(rf"^### `{a['name']}` · question {i}\b.*?\((\d+) points?\)\n(.*?)(?=^#|\Z)",
+                          guide, re.S | re.M)
+            assert m, f"no rubric for {a['name']} question {i}"
+            assert float(m.group(1)) == q["points"], f"{a['name']} q{i}: rubric says {m.group(1)} points"
+            rows = re.findall(r"^\|[^|\n]+\|\s*([\d.]+)\s*\|$", m.group(2), re.M)
+            assert sum(map(float, rows)) == q["points"], f"{a['name']} q{i}: criteria add up to {rows}"

@@ -367,13 +367,14 @@ def principles_heatmap(matrix: pd.DataFrame, *, title: str, description: str | N
                            f"({int(low['score'])}).")
         else:
             description = "An empty assessment matrix: no scores yet."
-    y = alt.Y("area:N", sort=areas, title=None, axis=alt.Axis(labelLimit=280))
+    y = alt.Y("area:N", sort=areas, title=None, axis=alt.Axis(labelLimit=250, labelFontSize=11))
     tip = [alt.Tooltip("area:N", title="Area"), alt.Tooltip("principle:N", title="Principle"),
            alt.Tooltip("label:N", title="Score (0-3)"),
            alt.Tooltip("justification:N", title="Justification")]
     base = alt.Chart(data).encode(
         x=alt.X("principle:N", sort=principles, title="Principle",
-                axis=alt.Axis(labelAngle=-35, labelAlign="right", labelLimit=260, orient="bottom")),
+                axis=alt.Axis(labelAngle=-35, labelAlign="right", labelLimit=230, labelFontSize=11,
+                              orient="bottom")),
         y=y, tooltip=tip)
     cells = base.mark_rect(stroke="#fff", strokeWidth=1.5).encode(
         color=alt.Color("score:O", title="Score", scale=alt.Scale(domain=[0, 1, 2, 3],
@@ -382,18 +383,17 @@ def principles_heatmap(matrix: pd.DataFrame, *, title: str, description: str | N
     text = base.mark_text(fontSize=13, fontWeight=600).encode(
         text="label:N",
         color=alt.condition("datum.score >= 3", alt.value("#fff"), alt.value("#111")))
-    grid = (cells + text).properties(width=5 * 64 if len(principles) == 5 else 64 * len(principles),
-                                     height=30 * len(areas))
+    grid = (cells + text).properties(width=52 * len(principles), height=28 * len(areas))
     bars = alt.Chart(totals).encode(
         y=alt.Y("area:N", sort=areas, axis=None),
-        x=alt.X("score:Q", title="Total (0-15)",
+        x=alt.X("score:Q", title=f"Total (0-{3 * len(principles)})",
                 scale=alt.Scale(domain=[0, 3 * len(principles)]), axis=alt.Axis(tickMinStep=1)),
         tooltip=[alt.Tooltip("area:N", title="Area"), alt.Tooltip("total_label:N", title="Total")])
     side = (bars.mark_bar(color="#6b6b6b", height=14)
             + bars.mark_text(align="left", dx=3, fontSize=11).encode(text="total_label:N")
-            ).properties(width=110, height=30 * len(areas))
+            ).properties(width=72, height=28 * len(areas))
     chart = alt.hconcat(grid, side, spacing=8).resolve_scale(y="shared")
-    order = "Rows: areas from the most traditional (top) to the least (bottom)."
+    order = "Rows: most traditional area at the top."
     return finish(chart, title=title, description=description, source=source,
                   subtitle=f"{subtitle} {order}" if subtitle else order)
 
