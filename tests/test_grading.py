@@ -307,7 +307,9 @@ def broken(built, tmp_path_factory):
     files = sorted(folder.iterdir())
     rows = grade_submissions([(autograder(name), f) for f in files], workers=2, timeout=30,
                              cell_timeout=8, labels=[f.name for f in files])
-    return {r["file"]: r for r in rows}, built[name]["questions"]
+    from usrok.grading import LAST_SWEPT
+
+    return {r["file"]: r for r in rows}, built[name]["questions"], list(LAST_SWEPT)
 
 
 # ---------------------------------------------------------------------------------- tests
@@ -349,7 +351,7 @@ def test_every_wrong_answer_loses_points(graded, built, name):
 
 
 def test_invalid_json_gets_a_row_and_a_reason(broken):
-    rows, questions = broken
+    rows, questions, _ = broken
     row = rows["invalid-json.ipynb"]
     assert row["status"] == "invalid-notebook" and row["reason"].startswith("not valid notebook JSON")
     assert row["total"] == 0 and all(row[q] == 0 for q in questions)
@@ -358,7 +360,7 @@ def test_invalid_json_gets_a_row_and_a_reason(broken):
 
 
 def test_missing_variable_is_named(broken):
-    rows, questions = broken
+    rows, questions, _ = broken
     row = rows["missing-variable.ipynb"]
     assert row["status"] in ("graded", "graded-with-errors"), row
     assert row["q2"] == 0 and row["q1"] == questions["q1"], row
@@ -366,7 +368,7 @@ def test_missing_variable_is_named(broken):
 
 
 def test_raising_cell_costs_only_its_question(broken):
-    rows, questions = broken
+    rows, questions, _ = broken
     row = rows["raises.ipynb"]
     assert row["status"] == "graded-with-errors", row
     assert "ValueError: a bug in my answer" in row["reason"], row
@@ -374,7 +376,7 @@ def test_raising_cell_costs_only_its_question(broken):
 
 
 def test_endless_loop_is_interrupted_and_the_rest_graded(broken):
-    rows, questions = broken
+    rows, questions, _ = broken
     row = rows["endless-loop.ipynb"]
     assert row["status"] == "graded-with-errors", row
     assert "ran too long" in row["reason"], row
@@ -382,7 +384,9 @@ def test_endless_loop_is_interrupted_and_the_rest_graded(broken):
 
 
 def test_loop_that_ignores_interrupts_is_killed(broken):
-    rows, questions = broken
+    rows, questions, swept = broken
+    # The kill took the kernel with it: nothing of the batch was left for the final sweep.
+    assert swept == [], f"processes outlived the batch: {swept}"
     row = rows["loop-ignores-interrupt.ipynb"]
     assert row["status"] == "timeout", row
     assert row["reason"].startswith("stopped after 30 s"), row
@@ -390,14 +394,14 @@ def test_loop_that_ignores_interrupts_is_killed(broken):
 
 
 def test_kernel_death_gets_a_row(broken):
-    rows, _ = broken
+    rows, _, _ = broken
     row = rows["kills-kernel.ipynb"]
     assert row["status"] in ("grader-error", "graded-with-errors"), row
     assert row["reason"], row
 
 
 def test_batch_keeps_going_after_broken_submissions(broken):
-    rows, _ = broken
+    rows, _, _ = broken
     assert len(rows) == 7
 
 

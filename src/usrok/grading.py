@@ -530,12 +530,44 @@ def _kill_tree(proc: subprocess.Popen) -> None:
         pass
 
 
+BATCH_MARKER = "USROK_GRADING_BATCH"
+LAST_SWEPT: list[int] = []  # pids :func:`grade_submissions` had to kill after its last batch
+
+
+def _batch_processes(batch: str) -> list[int]:
+    """Processes (any user-visible pid) whose environment carries this batch's marker."""
+    needle = f"{BATCH_MARKER}={batch}".encode()
+    found = []
+    for d in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/environ", "rb") as fh:
+                if needle in fh.read().split(b"\0"):
+                    found.append(int(d))
+        except OSError:
+            pass
+    return found
+
+
+def _sweep(batch: str) -> list[int]:
+    """Kill anything the batch left running (should be nothing); return the pids killed."""
+    pids = _batch_processes(batch)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return pids
+
+
 class _Worker:
     """A long-lived grading process (``python -m usrok.grading --worker``) in its own session."""
 
-    def __init__(self, log_dir: Path, index: int):
+    def __init__(self, log_dir: Path, index: int, batch: str = ""):
         self.log_path = log_dir / f"worker-{index}.log"
         self.index = index
+        self.batch = batch or log_dir.name
         self.proc: subprocess.Popen | None = None
         self._buf = b""
 
@@ -543,6 +575,13 @@ class _Worker:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        # otter's temporary folders go under the batch's own folder (removed at the end, even
+        # when a killed worker could not clean up), and every process of the batch, kernels
+        # included, carries the batch's marker so that none can outlive it.
+        tmp = self.log_path.parent / f"tmp-{self.index}"
+        tmp.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(tmp)
+        env[BATCH_MARKER] = self.batch
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "usrok.grading", "--worker"],
@@ -628,6 +667,7 @@ def _worker_loop() -> None:
                                          "evalue": f"cell stopped after {self.timeout} s",
                                          "traceback": []}
                 self.startup_timeout = 60
+                self.shutdown_kernel = "immediate"  # no graceful wait: the notebook is done
 
         nbp.ExecutePreprocessor = _Timed
         try:
@@ -775,7 +815,7 @@ def grade_submissions(jobs: list[tuple[str | os.PathLike, str | os.PathLike]], *
     lock = threading.Lock()
 
     def slot(index: int) -> None:
-        worker = _Worker(log_dir, index)
+        worker = _Worker(log_dir, index, batch=log_dir.name)
         try:
             while True:
                 with lock:
@@ -799,6 +839,8 @@ def grade_submissions(jobs: list[tuple[str | os.PathLike, str | os.PathLike]], *
         t.start()
     for t in threads:
         t.join()
+    time.sleep(0.2)
+    LAST_SWEPT[:] = _sweep(log_dir.name)
     shutil.rmtree(log_dir, ignore_errors=True)
     return [r for r in rows if r is not None]
 
