@@ -527,3 +527,19 @@ def test_instructor_guide_has_a_rubric_for_every_written_question():
             assert float(m.group(1)) == q["points"], f"{a['name']} q{i}: rubric says {m.group(1)} points"
             rows = re.findall(r"^\|[^|\n]+\|\s*([\d.]+)\s*\|$", m.group(2), re.M)
             assert sum(map(float, rows)) == q["points"], f"{a['name']} q{i}: criteria add up to {rows}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_master_round_trips_through_jupytext(name, tmp_path):
+    """jupytext keeps otter's raw cells (and every other cell) intact: md -> ipynb -> md -> ipynb."""
+    import jupytext
+
+    master = EXERCISES / name / f"{name}.md"
+    first = jupytext.read(master)
+    jupytext.write(first, tmp_path / "a.ipynb")
+    jupytext.write(jupytext.read(tmp_path / "a.ipynb"), tmp_path / "b.md")
+    again = jupytext.read(tmp_path / "b.md")
+    cells = lambda nb: [(c.cell_type, c.source) for c in nb.cells]
+    assert cells(again) == cells(first)
+    raw = [c.source.splitlines()[0] for c in first.cells if c.cell_type == "raw"]
+    assert raw[0] == "# ASSIGNMENT CONFIG" and "# BEGIN QUESTION" in raw and "# BEGIN TESTS" in raw
