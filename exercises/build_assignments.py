@@ -33,18 +33,16 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ROOT / "exercises"
 DATA = ROOT / "data"
 USROK = ROOT / "src" / "usrok"
-BIN = Path(sys.executable).parent
 # The usrok modules a notebook or a test may import (book.py needs Sphinx: not shipped).
 USROK_FILES = ["__init__.py", "data.py", "charts.py", "grading.py"]
 # Packages the autograder needs on top of otter-grader (pins from requirements.txt).
@@ -54,6 +52,10 @@ STAMP = ".build-stamp"
 
 sys.path.insert(0, str(ROOT / "src"))
 from usrok.grading import read_master  # noqa: E402
+
+
+class BuildError(Exception):
+    """An assignment could not be built (the message says why)."""
 
 
 def grading_requirements() -> str:
@@ -75,7 +77,7 @@ def inputs(master: Path, info: dict) -> list[Path]:
     paths = {r["name"]: r["path"] for r in pkg["resources"]}
     missing = [r for r in info["resources"] if r not in paths]
     if missing:
-        raise SystemExit(f"{master.name}: loads unknown table(s) {missing}; see data/datapackage.json")
+        raise BuildError(f"{master.name}: loads unknown table(s) {missing}; see data/datapackage.json")
     files = [master, DATA / "datapackage.json", *[DATA / paths[r] for r in info["resources"]]]
     files += [USROK / f for f in USROK_FILES]
     files += [ROOT / "requirements.txt", Path(__file__).resolve()]
@@ -129,13 +131,13 @@ def tidy_student(path: Path, name: str) -> None:
         try:
             compile(src, f"{name} public test {q}", "exec")
         except SyntaxError as e:  # otter does not escape quotes in test messages
-            raise SystemExit(f"{name}: public test {q} is not valid Python ({e.msg}, line {e.lineno}); "
+            raise BuildError(f"{name}: public test {q} is not valid Python ({e.msg}, line {e.lineno}); "
                              "avoid double quotes in success/failure messages")
     text = nbformat.writes(nb)
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "# SOLUTION", "BEGIN TESTS", "hidden=True",
                    "otter_assign_solution_cell"):
         if marker in text:
-            raise SystemExit(f"{name}: the student notebook still contains {marker!r}")
+            raise BuildError(f"{name}: the student notebook still contains {marker!r}")
     path.write_text(text, encoding="utf-8")
 
 
@@ -150,14 +152,14 @@ def check_points_text(master: Path, info: dict) -> None:
     manual = sum(q["points"] for q in info["questions"] if q["manual"])
     intro = f"{auto + manual:g} points: {auto:g} auto-graded, {manual:g} graded by hand"
     if intro not in text:
-        raise SystemExit(f"{master.stem}: the introduction should say '{intro}'")
+        raise BuildError(f"{master.stem}: the introduction should say '{intro}'")
     for i, q in enumerate(info["questions"], 1):
         if q["name"] != f"q{i}":
-            raise SystemExit(f"{master.stem}: questions should be named q1, q2, ... in order")
+            raise BuildError(f"{master.stem}: questions should be named q1, q2, ... in order")
         label = (f"**Question {i}** (written, {_pts(q['points'])})" if q["manual"]
                  else f"**Question {i}** ({_pts(q['points'])})")
         if label not in text:
-            raise SystemExit(f"{master.stem}: question {i} should be introduced as '{label}'")
+            raise BuildError(f"{master.stem}: question {i} should be introduced as '{label}'")
 
 
 def check_zip(path: Path, name: str) -> None:
@@ -170,9 +172,45 @@ def check_zip(path: Path, name: str) -> None:
                 try:
                     compile(zf.read(n).decode("utf-8"), f"{name}/{n}", "exec")
                 except SyntaxError as e:
-                    raise SystemExit(f"{name}: {n} in the autograder zip is not valid Python "
+                    raise BuildError(f"{name}: {n} in the autograder zip is not valid Python "
                                      f"({e.msg}, line {e.lineno}); avoid double quotes in "
                                      "success/failure messages")
+
+
+def otter_assign(work: Path, name: str) -> None:
+    """``otter assign <name>.ipynb dist`` in this process (otter is imported once per worker).
+
+    Otter grades the solution notebook with the new autograder zip and fails unless it
+    scores full marks. Its output is kept and shown only if it fails.
+    """
+    import contextlib
+    import io
+
+    from otter.assign import main as assign
+
+    log = io.StringIO()
+    here = os.getcwd()
+    # The kernels otter starts write to the process's own stdout/stderr: catch those too.
+    capture = tempfile.TemporaryFile()
+    saved = os.dup(1), os.dup(2)
+    try:
+        os.chdir(work)
+        os.dup2(capture.fileno(), 1)
+        os.dup2(capture.fileno(), 2)
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            assign(f"{name}.ipynb", "dist")
+    except Exception as e:  # otter raises plain exceptions (failed tests, bad syntax)
+        capture.seek(0)
+        text = log.getvalue() + capture.read().decode("utf-8", "replace")
+        tail = (text.strip().splitlines() + [f"{type(e).__name__}: {e}"])[-25:]
+        raise BuildError(f"{name}: otter assign failed\n  " + "\n  ".join(tail)) from None
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        capture.close()
+        os.chdir(here)
 
 
 def build(master: Path, force: bool) -> str:
@@ -188,7 +226,7 @@ def build(master: Path, force: bool) -> str:
                f"({sum(q['points'] for q in auto):g} pts) + {len(manual)} manual "
                f"({sum(q['points'] for q in manual):g} pts)")
     if not 4 <= len(info["questions"]) <= 8 or len(auto) * 2 < len(info["questions"]):
-        raise SystemExit(f"{name}: needs 4-8 questions, at least half auto-graded ({summary})")
+        raise BuildError(f"{name}: needs 4-8 questions, at least half auto-graded ({summary})")
     check_points_text(master, info)
     if (not force and student.is_file() and (out / STAMP).is_file()
             and (out / STAMP).read_text().strip() == stamp and list(out.glob("autograder/*.zip"))):
@@ -211,15 +249,10 @@ def build(master: Path, force: bool) -> str:
         (work / "usrok").mkdir()
         for f in USROK_FILES:
             shutil.copy2(USROK / f, work / "usrok")
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        run = subprocess.run([str(BIN / "otter"), "assign", f"{name}.ipynb", "dist"], cwd=work,
-                             capture_output=True, text=True, env=env)
-        if run.returncode != 0:
-            tail = (run.stdout + run.stderr).strip().splitlines()[-25:]
-            raise SystemExit(f"{name}: otter assign failed\n  " + "\n  ".join(tail))
+        otter_assign(work, name)
         zips = list((work / "dist" / "autograder").glob("*.zip"))
         if len(zips) != 1:
-            raise SystemExit(f"{name}: expected one autograder zip, found {len(zips)}")
+            raise BuildError(f"{name}: expected one autograder zip, found {len(zips)}")
         check_zip(zips[0], name)
         tidy_student(work / "dist" / "student" / f"{name}.ipynb", name)
         if out.exists():
@@ -252,12 +285,13 @@ def main(argv=None) -> int:
         print("no assignment masters found in exercises/")
         return 0
     failed = 0
-    with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
+    # Processes, not threads: otter assign changes the working directory.
+    with ProcessPoolExecutor(max_workers=max(1, min(a.jobs, len(masters)))) as pool:
         futures = [(m, pool.submit(build, m, a.force)) for m in masters]
         for m, fut in futures:
             try:
                 print(fut.result(), flush=True)
-            except SystemExit as e:
+            except BuildError as e:
                 failed += 1
                 print(f"FAILED {e}", flush=True)
     return 1 if failed else 0
