@@ -108,19 +108,27 @@ def fresh_python(tmp_path_factory):
     return python
 
 
-def _execute(python: Path, source: Path, cwd: Path, extra_env: dict | None = None) -> None:
-    """Execute a notebook (.md via jupytext, or .ipynb) top to bottom with the given working directory."""
+def _execute(python: Path, source: Path, cwd: Path, extra_env: dict | None = None,
+             allow_errors: bool = False) -> list[dict]:
+    """Execute a notebook (.md via jupytext, or .ipynb) top to bottom in ``cwd``.
+
+    Returns the executed cells (source + error name, if any) as plain dicts.
+    """
     script = (
-        "import sys, jupytext, nbclient\n"
+        "import sys, json, jupytext, nbclient\n"
         "nb = jupytext.read(sys.argv[1])\n"
-        "nbclient.NotebookClient(nb, timeout=180, kernel_name='python3',"
+        "nbclient.NotebookClient(nb, timeout=180, kernel_name='python3', allow_errors=sys.argv[3] == '1',"
         " resources={'metadata': {'path': sys.argv[2]}}).execute()\n"
+        "cells = [{'source': c.source, 'errors': [o.get('ename') for o in c.get('outputs', [])"
+        " if o.get('output_type') == 'error']} for c in nb.cells if c.cell_type == 'code']\n"
+        "print(json.dumps(cells))\n"
     )
     env = {**os.environ, **(extra_env or {})}
     env.pop("USROK_DATA", None)
-    result = subprocess.run([str(python), "-c", script, str(source), str(cwd)], cwd=cwd, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run([str(python), "-c", script, str(source), str(cwd), "1" if allow_errors else "0"],
+                            cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{source.name} failed with cwd={cwd}:\n{result.stderr[-3000:]}"
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("page", NOTEBOOK_PAGES)
@@ -131,10 +139,43 @@ def test_chapter_runs_from_its_folder_the_root_and_a_temp_dir(fresh_python, page
     _execute(fresh_python, source, tmp_path, {"PYTHONPATH": str(ROOT / "src")})
 
 
+def _student_run_problems(cells: list[dict]) -> list[str]:
+    """Errors a blank student notebook must not raise.
+
+    Unanswered questions may fail where the student's code goes (cells holding ``...``),
+    as in any otter notebook; the set-up cell, data loading and every ``grader.check``
+    must work from any working directory.
+    """
+    problems = []
+    for i, cell in enumerate(cells):
+        for error in cell["errors"]:
+            answer_cell = "..." in cell["source"] and "grader.check" not in cell["source"]
+            if i == 0 or not answer_cell or error in ("FileNotFoundError", "ModuleNotFoundError",
+                                                       "DataValidationError", "ImportError"):
+                problems.append(f"cell {i}: {error} in {cell['source'][:80]!r}")
+    if not any("grader.check" in c["source"] for c in cells):
+        problems.append("no grader.check cell")
+    return problems
+
+
 @pytest.mark.parametrize("notebook", STUDENT_NOTEBOOKS, ids=lambda p: p.stem)
-def test_student_notebook_runs_from_its_folder_and_the_root(fresh_python, notebook, tmp_path):
-    _execute(fresh_python, notebook, notebook.parent)
-    _execute(fresh_python, notebook, ROOT)
+def test_student_notebook_runs_from_its_folder_and_the_root(fresh_python, notebook):
+    for cwd in (notebook.parent, ROOT):
+        cells = _execute(fresh_python, notebook, cwd, allow_errors=True)
+        problems = _student_run_problems(cells)
+        assert problems == [], f"{notebook.name} from cwd={cwd}:\n" + "\n".join(problems)
+    for log in (notebook.parent / ".OTTER_LOG", ROOT / ".OTTER_LOG"):
+        log.unlink(missing_ok=True)  # grader.check leaves a log in its working directory
+
+
+def test_student_run_check_bites():
+    """A grader.check that fails to find its tests, or a broken set-up cell, is reported."""
+    ok = [{"source": "import otter\ngrader = ...", "errors": []},
+          {"source": "answer = ...\nanswer.head()", "errors": ["AttributeError"]},
+          {"source": 'grader.check("q1")', "errors": []}]
+    assert _student_run_problems(ok) == []
+    assert _student_run_problems([ok[0], ok[1], {"source": 'grader.check("q1")', "errors": ["FileNotFoundError"]}])
+    assert _student_run_problems([{"source": "import usrok", "errors": ["ModuleNotFoundError"]}] + ok[1:])
 
 
 def test_live_code_is_switched_off_cleanly(site):
