@@ -192,30 +192,20 @@ def _stagger(ev: pd.DataFrame, view: tuple, width: int, rows: int = 4) -> list[i
 EVENT_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "triangle-right"]
 
 
-def _period_start(text: str | None, year) -> pd.Timestamp | None:
-    """First day of a date given as YYYY-MM-DD, YYYY-MM or YYYY (else of ``year``)."""
+def _period(text: str | None, year) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """First and last day of a date given as YYYY-MM-DD, YYYY-MM or YYYY (else of ``year``)."""
     if text is not None and not pd.isna(text):
         t = str(text)
         if len(t) == 10 and t[4] == "-":
-            return pd.Timestamp(t)
+            return pd.Timestamp(t), pd.Timestamp(t)
         if len(t) == 7 and t[4] == "-":
-            return pd.Timestamp(t + "-01")
+            first = pd.Timestamp(t + "-01")
+            return first, first + pd.offsets.MonthEnd(0)
         if len(t) == 4 and t.isdigit():
-            return pd.Timestamp(f"{t}-01-01")
-    return None if year is None or pd.isna(year) else pd.Timestamp(f"{int(year)}-01-01")
-
-
-def _period_end(text: str | None, year) -> pd.Timestamp | None:
-    """Last day of a date given as YYYY-MM-DD, YYYY-MM or YYYY (else of ``year``)."""
-    if text is not None and not pd.isna(text):
-        t = str(text)
-        if len(t) == 10 and t[4] == "-":
-            return pd.Timestamp(t)
-        if len(t) == 7 and t[4] == "-":
-            return pd.Timestamp(t + "-01") + pd.offsets.MonthEnd(0)
-        if len(t) == 4 and t.isdigit():
-            return pd.Timestamp(f"{t}-12-31")
-    return None if year is None or pd.isna(year) else pd.Timestamp(f"{int(year)}-12-31")
+            return pd.Timestamp(f"{t}-01-01"), pd.Timestamp(f"{t}-12-31")
+    if year is None or pd.isna(year):
+        return None, None
+    return pd.Timestamp(f"{int(year)}-01-01"), pd.Timestamp(f"{int(year)}-12-31")
 
 
 def timeline_events(df: pd.DataFrame) -> pd.DataFrame:
@@ -229,12 +219,12 @@ def timeline_events(df: pd.DataFrame) -> pd.DataFrame:
     """
     out = []
     for _, r in df.iterrows():
-        start = _period_start(r["date"], r["year"])
+        start = _period(r["date"], r["year"])[0]
         if not pd.isna(r["end_date"]):
-            end = _period_end(r["end_date"], r["end_year"])
+            end = _period(r["end_date"], r["end_year"])[1]
         elif r["date_precision"] != "day":
-            end = _period_end(None if r["date_precision"] in ("decade", "decade part") else r["date"],
-                              r["end_year"] if not pd.isna(r["end_year"]) else r["year"])
+            end = _period(None if r["date_precision"] in ("decade", "decade part") else r["date"],
+                          r["end_year"] if not pd.isna(r["end_year"]) else r["year"])[1]
         else:
             end = None
         title = str(r["source_title"])
