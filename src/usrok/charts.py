@@ -145,21 +145,7 @@ def troops_annotated(df: pd.DataFrame, *, title: str, description: str, source: 
             x=alt.X("start:Q").scale(domain=brush, zero=False, nice=False),
             y=alt.value(HEIGHT - 4), text="label:N"))
     if events is not None and len(events):
-        cols = [c for c in ("year", "label", "detail", "side") if c in events]
-        ev = events[cols].sort_values("year").reset_index(drop=True)
-        ev["side"] = ev["side"].fillna("right") if "side" in ev else "right"
-        ev["label_y"] = _stagger(ev, zoom_to or (data["year"].min(), data["year"].max()), width)
-        ev_tip = [alt.Tooltip("year:Q", title="Year", format="d"), alt.Tooltip("label:N", title="Event")]
-        if "detail" in cols:
-            ev_tip.append(alt.Tooltip("detail:N", title="Detail"))
-        evc = alt.Chart(ev).encode(x=alt.X("year:Q").scale(domain=brush, zero=False, nice=False))
-        layers.append(evc.mark_rule(color="#444", strokeDash=[4, 3], clip=True).encode(tooltip=ev_tip))
-        for side, align, dx in (("right", "left", 3), ("left", "right", -3)):
-            if not (ev["side"] == side).any():
-                continue  # an empty layer makes Vega warn about an infinite extent
-            layers.append(evc.transform_filter(alt.datum.side == side).mark_text(
-                align=align, dx=dx, fontSize=11, color="#222", clip=True).encode(
-                y=alt.Y("label_y:Q", scale=None), text="label:N", tooltip=ev_tip))
+        layers += _event_layers(events, brush, zoom_to or (data["year"].min(), data["year"].max()), width)
     main = alt.layer(*layers).properties(width=width, height=HEIGHT)
     overview = alt.Chart(data).mark_area(color=colour, opacity=0.35, line=True).encode(
         x=year_axis(), y=alt.Y("troops:Q", axis=None)).add_params(brush).properties(
@@ -168,6 +154,30 @@ def troops_annotated(df: pd.DataFrame, *, title: str, description: str, source: 
             fontSize=11, fontWeight="normal"))
     chart = alt.vconcat(main, overview, spacing=10)
     return finish(chart, title=title, description=description, source=source, subtitle=subtitle)
+
+
+def _event_layers(events: pd.DataFrame, brush, view: tuple, width: int) -> list:
+    """Dashed rules with staggered labels for dated events, zoomed by ``brush``.
+
+    ``events``: columns ``year`` and ``label``, optional ``detail`` (tooltip) and ``side``
+    (``"left"`` puts the label left of its rule, for events near the right edge).
+    """
+    cols = [c for c in ("year", "label", "detail", "side") if c in events]
+    ev = events[cols].sort_values("year").reset_index(drop=True)
+    ev["side"] = ev["side"].fillna("right") if "side" in ev else "right"
+    ev["label_y"] = _stagger(ev, view, width)
+    ev_tip = [alt.Tooltip("year:Q", title="Year", format="d"), alt.Tooltip("label:N", title="Event")]
+    if "detail" in cols:
+        ev_tip.append(alt.Tooltip("detail:N", title="Detail"))
+    evc = alt.Chart(ev).encode(x=alt.X("year:Q").scale(domain=brush, zero=False, nice=False))
+    layers = [evc.mark_rule(color="#444", strokeDash=[4, 3], clip=True).encode(tooltip=ev_tip)]
+    for side, align, dx in (("right", "left", 3), ("left", "right", -3)):
+        if not (ev["side"] == side).any():
+            continue  # an empty layer makes Vega warn about an infinite extent
+        layers.append(evc.transform_filter(alt.datum.side == side).mark_text(
+            align=align, dx=dx, fontSize=11, color="#222", clip=True).encode(
+            y=alt.Y("label_y:Q", scale=None), text="label:N", tooltip=ev_tip))
+    return layers
 
 
 def _stagger(ev: pd.DataFrame, view: tuple, width: int, rows: int = 4) -> list[int]:
@@ -423,17 +433,7 @@ def troops_compare(df: pd.DataFrame, *, hosts, title: str, description: str, sou
                                             clip=False).encode(
         x=x, y=y, text="host:N", opacity=fade, color=colour))
     if events is not None and len(events):
-        cols = [c for c in ("year", "label", "detail") if c in events]
-        ev = events[cols].sort_values("year").reset_index(drop=True)
-        ev["side"] = "right"
-        ev["label_y"] = _stagger(ev, zoom_to or (data["year"].min(), data["year"].max()), width)
-        ev_tip = [alt.Tooltip("year:Q", title="Year", format="d"), alt.Tooltip("label:N", title="Event")]
-        if "detail" in cols:
-            ev_tip.append(alt.Tooltip("detail:N", title="Detail"))
-        evc = alt.Chart(ev).encode(x=alt.X("year:Q").scale(domain=brush, zero=False, nice=False))
-        layers.append(evc.mark_rule(color="#444", strokeDash=[4, 3], clip=True).encode(tooltip=ev_tip))
-        layers.append(evc.mark_text(align="left", dx=3, fontSize=11, color="#222", clip=True).encode(
-            y=alt.Y("label_y:Q", scale=None), text="label:N", tooltip=ev_tip))
+        layers += _event_layers(events, brush, zoom_to or (data["year"].min(), data["year"].max()), width)
     main = alt.layer(*layers).add_params(pick).properties(width=width, height=HEIGHT)
     overview = alt.Chart(data).mark_line().encode(
         # Same colour and dash encodings as above: a legend=None here would hide the
