@@ -2,10 +2,14 @@
 
 - :class:`VegaLiteRenderer` is a myst-nb mime-render plugin (registered as an entry
   point in ``pyproject.toml``): it turns a Vega-Lite output into a chart container,
-  the spec as inert JSON, and a collapsible data table.
+  the spec as inert JSON, its description and source, and a collapsible data view
+  (filled in the browser by charts.js).
 - :func:`setup` (a Sphinx extension, listed in ``_config.yml``) writes Vega, Vega-Lite
-  and Vega-Embed once into ``_static`` from ``vl-convert-python`` and adds them, as a
-  module script, only to pages that have a chart. No CDN, nothing inlined per chart.
+  and Vega-Embed once into ``_static`` from ``vl-convert-python`` and adds them, as an
+  async module script, only to pages that have a chart. No CDN, nothing inlined per
+  chart. It also pools each page's chart data, renders the ``exercise-links`` directive,
+  strips Thebe when live code is off, fixes what the themes offer no option for, and
+  re-executes pages when the package or the data change.
 """
 
 from __future__ import annotations
@@ -13,10 +17,9 @@ from __future__ import annotations
 import html
 import json
 import re
+import os
 import shutil
 from pathlib import Path
-
-import os
 
 from docutils import nodes
 from sphinx import addnodes
@@ -28,7 +31,6 @@ logger = logging.getLogger(__name__)
 VEGALITE_MIME = "application/vnd.vegalite.v5+json"
 VL_VERSION = "6.4"  # the bundle's Vega-Lite (compiles in the browser)
 STATIC_DIR = "usrok"
-MAX_TABLE_ROWS = 400
 HERE = Path(__file__).parent
 
 
