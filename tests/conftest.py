@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import posixpath
+import re
 import shutil
 import subprocess
 import sys
@@ -60,6 +62,13 @@ def html_pages() -> list[Path]:
     skip = {"search.html", "genindex.html"}
     return sorted(p for p in HTML.rglob("*.html")
                   if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts)
+
+
+def redirect_target(path: str) -> str | None:
+    """The URL a built page's meta refresh sends the browser to, or None."""
+    text = (HTML / path).read_text(encoding="utf-8", errors="replace")[:2000]
+    match = re.search(r'http-equiv="refresh"\s+content="\d+;\s*url=([^"]+)"', text, re.I)
+    return match.group(1) if match else None
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -131,6 +140,10 @@ def open_page(browser, server):
         page.on("pageerror", lambda e: visit.console_errors.append(str(e)))
         page.on("requestfailed", lambda r: visit.failed.append(f"{r.url} {r.failure}"))
         page.goto(f"{server}/{path}", wait_until="load")
+        redirect = redirect_target(path)
+        if redirect:  # a refresh stub (index.html): wait until the browser has moved on
+            page.wait_for_url(f"{server}/{posixpath.normpath(posixpath.join(posixpath.dirname(path), redirect))}",
+                              wait_until="load", timeout=10000)
         if wait_for_charts and page.locator(".usrok-chart").count():
             try:
                 page.wait_for_function(

@@ -27,6 +27,12 @@ def test_every_toc_page_was_built(site):
         assert (site / f"{f}.html").exists(), f"{f}.html missing from the built site"
 
 
+def test_site_root_takes_the_reader_to_the_preface(open_page):
+    page = open_page("index.html").page  # open_page follows the refresh stub
+    assert page.url.endswith("/intro.html"), page.url
+    assert "how to use this module" in page.locator("h1").first.inner_text().lower()
+
+
 def _relative(path):
     return str(path.relative_to(HTML))
 
