@@ -21,10 +21,20 @@ $(VENV)/.test-env: $(VENV)/.book-env requirements-test.txt
 assignments: $(VENV)/.book-env
 	$(BIN)/python exercises/build_assignments.py
 
-# Build the book into _build/html (open _build/html/index.html).
+# Build the book into _build/html (open _build/html/index.html). Sphinx is skipped when no
+# file the book is built from (everything in git, or new and not ignored, except tests/bench)
+# nor the environment changed since the last successful build; outside git it always runs.
+BUILT := _build/html/.usrok-built
+BOOK_INPUTS := git ls-files -co --exclude-standard -- . ':!tests' ':!bench' ':!.ci'
 book: $(VENV)/.book-env assignments
-	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
-	@echo "Book built: open _build/html/index.html"
+	@if [ -f $(BUILT) ] && git rev-parse --git-dir >/dev/null 2>&1 && [ -z "$$( \
+	      { $(BOOK_INPUTS); echo $(VENV)/.book-env; } | xargs -d '\n' sh -c 'find "$$@" -newer $(BUILT) 2>/dev/null' find | head -1)" ]; then \
+	  echo "Book up to date (no input changed since the last build): open _build/html/index.html"; \
+	else \
+	  mkdir -p _build/html && touch $(BUILT).next && \
+	  $(BIN)/jupyter-book build . $(BOOK_FLAGS) && mv $(BUILT).next $(BUILT) && \
+	  echo "Book built: open _build/html/index.html"; \
+	fi
 
 # Debian's chromium and the npm axe-core used by the browser tests.
 browser:

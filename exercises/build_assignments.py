@@ -263,7 +263,9 @@ def build(master: Path, force: bool) -> str:
         for old in student.parent.iterdir():
             if old.is_file() and old.suffix == ".ipynb" and old != student:
                 old.unlink()
-        shutil.copy2(out / "student" / f"{name}.ipynb", student)
+        built = out / "student" / f"{name}.ipynb"
+        if not student.is_file() or student.read_bytes() != built.read_bytes():
+            shutil.copy2(built, student)  # unchanged notebooks keep their date: no page re-read
     (out / STAMP).write_text(stamp + "\n")
     return f"{name}: built in {time.monotonic() - t0:.0f} s ({summary})"
 
