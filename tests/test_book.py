@@ -56,6 +56,26 @@ def test_page_loads_offline_and_every_chart_draws(open_page, path):
     assert visit.failed == [], f"failed requests on {path}: {visit.failed}"
 
 
+def test_search_from_a_chapter_finds_the_chapters(open_page):
+    """The search box works, though chapter pages no longer load the search index."""
+    page = open_page("chapters/01_expanding_the_alliance.html").page
+    page.locator("button.search-button__button").first.click()
+    box = page.locator("#pst-search-dialog input[name=q]")
+    box.fill("OPCON")
+    box.press("Enter")
+    page.wait_for_url("**/search.html?q=OPCON*")
+    results = page.locator("#search-results li a")
+    results.first.wait_for(timeout=10000)
+    hrefs = [results.nth(i).get_attribute("href") for i in range(results.count())]
+    assert any("chapters/04_roh_bush_realignment" in h for h in hrefs), hrefs
+
+
+def test_only_the_search_page_loads_the_search_index(site):
+    pages = [p for p in HTML.rglob("*.html") if "_static" not in p.parts]
+    loading = [str(p.relative_to(HTML)) for p in pages if "searchindex.js" in p.read_text(encoding="utf-8")]
+    assert loading == ["search.html"], f"pages loading the ~120 KB search index: {loading}"
+
+
 def test_vega_bundle_is_a_shared_file_not_inlined(site):
     bundles = list((site / "_static" / "usrok").glob("vega-bundle-*.js"))
     assert len(bundles) == 1

@@ -246,22 +246,46 @@ _DOWNLOAD_BUTTON = re.compile(
     r'<a href="([^"]+)" target="_blank"(\s+class="btn btn-sm btn-download-(?:notebook|source)-button)')
 
 
+# pydata-sphinx-theme puts Sphinx's search scripts and the whole search index (~120 KB) in
+# every page's <head>, parser-blocking, for search-as-you-type, which this book leaves off
+# (the search box opens search.html, which loads them itself).
+_INLINE_SEARCH_SCRIPTS = re.compile(
+    r'\s*<script src="[^"]*_static/searchtools\.js"></script>'
+    r'\s*<script src="[^"]*_static/language_data\.js"></script>'
+    r'\s*<script src="[^"]*searchindex\.js"></script>')
+
+
+def _note_written_page(app, pagename, templatename, context, doctree) -> None:
+    if not hasattr(app, "usrok_written"):
+        app.usrok_written = set()
+    app.usrok_written.add(app.builder.get_outfilename(pagename))
+
+
 def _fix_written_pages(app, exception) -> None:
-    """Two fixes the themes offer no option for, applied to the written pages.
+    """Fixes the themes offer no option for, applied to the pages written by this build.
 
     - The .ipynb/.md buttons become downloads (``download`` attribute) instead of
       opening JSON as text in a new tab.
     - The duplicate Font Awesome script is dropped (see ``_FONTAWESOME_JS``).
     - The bibliography's invalid list role is removed (see ``_CITATION_LIST``).
+    - Pages other than search.html do not load the search index (see
+      ``_INLINE_SEARCH_SCRIPTS``) unless search-as-you-type is switched on.
     """
     if exception or app.builder.format != "html":
         return
-    for page in Path(app.outdir).rglob("*.html"):
+    as_you_type = bool(app.config.html_theme_options.get("search_as_you_type"))
+    for name in sorted(getattr(app, "usrok_written", ())):
+        page = Path(name)
+        if not page.is_file():
+            continue
         text = page.read_text(encoding="utf-8")
         fixed = _FONTAWESOME_JS.sub("", _DOWNLOAD_BUTTON.sub(r'<a href="\1" download\2', text))
         fixed = fixed.replace(_CITATION_LIST, '<div class="citation-list">')
+        if not as_you_type and page.name != "search.html":
+            fixed = _INLINE_SEARCH_SCRIPTS.sub("", fixed)
         if fixed != text:
             page.write_text(fixed, encoding="utf-8")
+    app.usrok_written = set()
 
 
 # --------------------------------------------------------------------------- stale outputs
@@ -353,6 +377,7 @@ def setup(app):
     app.connect("env-get-outdated", _outdated)
     app.connect("build-finished", _store_inputs)
     app.add_directive("exercise-links", ExerciseLinks)
+    app.connect("html-page-context", _note_written_page)
     app.connect("build-finished", _fix_written_pages)
     app.connect("builder-inited", _write_static)
     app.connect("html-page-context", _page_assets)
