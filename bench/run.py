@@ -2,7 +2,7 @@
 
     make bench            (or: .venv/bin/python bench/run.py [--skip-install])
 
-Works on a clean copy of the committed files (git ls-files) in bench/_work/, so the
+Works on a clean copy of the committed files (a git clone) in bench/_work/, so the
 numbers do not depend on what is cached in the working tree. Prints PASS/FAIL per
 budget. Timing depends on the machine; CI does not run this.
 """
@@ -45,14 +45,11 @@ def timed(cmd, cwd, env=None) -> float:
 
 
 def clean_copy() -> Path:
-    """The committed files only, as a fresh clone would have them."""
+    """The committed files only, as a fresh clone has them (a git clone of HEAD)."""
     shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
     book = WORK / "book"
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        dest = book / f
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / f, dest)
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(book)], check=True)
     return book
 
 
@@ -61,6 +58,12 @@ def build_times(book: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(book / "src")}
     clean = timed([JB, "build", ".", *FLAGS], book, env)
     noop = timed([JB, "build", ".", *FLAGS], book, env)
+    # `make book` as a maintainer runs it, with this venv (assumed current: no pip install).
+    # The first call builds the assignments and records the build; the second finds
+    # nothing changed and does not start Sphinx.
+    make = ["make", "-s", "book", f"VENV={BIN.parent}", f"--assume-old={BIN.parent}/.book-env"]
+    timed(make, book, env)
+    noop_make = timed(make, book, env)
     chapter = book / "chapters" / "03_after_the_cold_war.md"
     text = chapter.read_text(encoding="utf-8")
     # A text-only edit: a sentence added to the end of the page (no code changes).
@@ -70,7 +73,7 @@ def build_times(book: Path) -> dict:
     stock_dir = WORK / "stock"
     subprocess.run([JB, "create", str(stock_dir)], check=True, capture_output=True)
     stock = timed([JB, "build", str(stock_dir)], WORK)
-    return {"clean": clean, "noop": noop, "edit": edit, "stock": stock}
+    return {"clean": clean, "noop": noop, "noop_make": noop_make, "edit": edit, "stock": stock}
 
 
 def page_sizes(html_dir: Path) -> dict:
@@ -193,7 +196,8 @@ def main() -> None:
     ratio = builds["clean"] / builds["stock"]
     row("Stock `jupyter-book create` template, clean build (s)", f"{builds['stock']:.1f}")
     row("Clean build ÷ stock template", f"{ratio:.1f}×", "≤ 15×", ratio <= 15)
-    row("No-op rebuild (s)", f"{builds['noop']:.2f}", "≤ 1.5 s", builds["noop"] <= 1.5)
+    row("No-op rebuild, `make book` (s)", f"{builds['noop_make']:.2f}", "≤ 1.5 s", builds["noop_make"] <= 1.5)
+    row("No-op rebuild, `jupyter-book build` itself (s)", f"{builds['noop']:.2f}", "≤ 1.5 s", builds["noop"] <= 1.5)
     row("Rebuild after a one-chapter text edit (s)", f"{builds['edit']:.2f}", "≤ 3 s", builds["edit"] <= 3)
     row("Pages", len(html))
     row("HTML per page, median (KB)", f"{statistics.median(html) / 1000:.0f}", "≤ 100 KB", statistics.median(html) <= 100_000)
