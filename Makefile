@@ -21,14 +21,17 @@ $(VENV)/.test-env: $(VENV)/.book-env requirements-test.txt
 assignments: $(VENV)/.book-env
 	$(BIN)/python exercises/build_assignments.py
 
-# Build the book into _build/html (open _build/html/index.html). Sphinx is skipped when no
-# file the book is built from (everything in git, or new and not ignored, except tests/bench)
-# nor the environment changed since the last successful build; outside git it always runs.
+# Build the book into _build/html (open _build/html/index.html). Sphinx is not started when
+# no file the book is built from (everything in git, or new and not ignored, except tests/
+# and bench/) nor the environment changed since the last successful build. Outside a git
+# checkout it always runs.
 BUILT := _build/html/.usrok-built
 BOOK_INPUTS := git ls-files -co --exclude-standard -- . ':!tests' ':!bench' ':!.ci'
+FIRST_INPUT_NEWER_THAN_BUILD = { $(BOOK_INPUTS); echo $(VENV)/.book-env; } \
+	| xargs -d '\n' sh -c 'find "$$@" -newer $(BUILT) 2>/dev/null' find | head -1
 book: $(VENV)/.book-env assignments
-	@if [ -f $(BUILT) ] && git rev-parse --git-dir >/dev/null 2>&1 && [ -z "$$( \
-	      { $(BOOK_INPUTS); echo $(VENV)/.book-env; } | xargs -d '\n' sh -c 'find "$$@" -newer $(BUILT) 2>/dev/null' find | head -1)" ]; then \
+	@if [ -f $(BUILT) ] && git rev-parse --git-dir >/dev/null 2>&1 \
+	    && [ -z "$$($(FIRST_INPUT_NEWER_THAN_BUILD))" ]; then \
 	  echo "Book up to date (no input changed since the last build): open _build/html/index.html"; \
 	else \
 	  mkdir -p _build/html && touch $(BUILT).next && \

@@ -19,6 +19,7 @@ import json
 import re
 import os
 import shutil
+import time
 from pathlib import Path
 
 from docutils import nodes
@@ -255,14 +256,12 @@ _INLINE_SEARCH_SCRIPTS = re.compile(
     r'\s*<script src="[^"]*searchindex\.js"></script>')
 
 
-def _note_written_page(app, pagename, templatename, context, doctree) -> None:
-    if not hasattr(app, "usrok_written"):
-        app.usrok_written = set()
-    app.usrok_written.add(app.builder.get_outfilename(pagename))
+def _note_build_start(app) -> None:
+    app.usrok_build_started = time.time()
 
 
 def _fix_written_pages(app, exception) -> None:
-    """Fixes the themes offer no option for, applied to the pages written by this build.
+    """Fixes the themes offer no option for, applied to the pages this build wrote.
 
     - The .ipynb/.md buttons become downloads (``download`` attribute) instead of
       opening JSON as text in a new tab.
@@ -270,13 +269,15 @@ def _fix_written_pages(app, exception) -> None:
     - The bibliography's invalid list role is removed (see ``_CITATION_LIST``).
     - Pages other than search.html do not load the search index (see
       ``_INLINE_SEARCH_SCRIPTS``) unless search-as-you-type is switched on.
+
+    Pages are picked by date, which also covers parallel writing and a build that failed
+    half-way (Sphinx will not rewrite the pages it wrote before failing).
     """
-    if exception or app.builder.format != "html":
+    if app.builder.format != "html":
         return
     as_you_type = bool(app.config.html_theme_options.get("search_as_you_type"))
-    for name in sorted(getattr(app, "usrok_written", ())):
-        page = Path(name)
-        if not page.is_file():
+    for page in Path(app.outdir).rglob("*.html"):
+        if page.stat().st_mtime < getattr(app, "usrok_build_started", 0):
             continue
         text = page.read_text(encoding="utf-8")
         fixed = _FONTAWESOME_JS.sub("", _DOWNLOAD_BUTTON.sub(r'<a href="\1" download\2', text))
@@ -285,7 +286,6 @@ def _fix_written_pages(app, exception) -> None:
             fixed = _INLINE_SEARCH_SCRIPTS.sub("", fixed)
         if fixed != text:
             page.write_text(fixed, encoding="utf-8")
-    app.usrok_written = set()
 
 
 # --------------------------------------------------------------------------- stale outputs
@@ -372,12 +372,12 @@ def _cache_compiled_templates(app) -> None:
 
 def setup(app):
     _cache_pybtex_plugin_lookups()
+    app.connect("builder-inited", _note_build_start)
     app.connect("builder-inited", _cache_compiled_templates)
     app.connect("builder-inited", _check_inputs)
     app.connect("env-get-outdated", _outdated)
     app.connect("build-finished", _store_inputs)
     app.add_directive("exercise-links", ExerciseLinks)
-    app.connect("html-page-context", _note_written_page)
     app.connect("build-finished", _fix_written_pages)
     app.connect("builder-inited", _write_static)
     app.connect("html-page-context", _page_assets)
