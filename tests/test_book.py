@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from html.parser import HTMLParser
+from urllib.parse import unquote
 
 import pytest
 
@@ -84,3 +87,50 @@ def test_vega_bundle_is_a_shared_file_not_inlined(site):
         assert "cdn.jsdelivr" not in text and "unpkg.com" not in text, f"{page} references a CDN"
         assert len(re.findall(r"vega-bundle-[^\"']+\.js", text)) <= 1, f"{page} loads the bundle twice"
         assert "window.vegaEmbed=vegaEmbed" not in text, f"{page} inlines the Vega bundle"
+
+
+class _Links(HTMLParser):
+    """Collects the ids of a page and the local URLs it links to or loads."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids, self.urls = set(), []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("id", "name") if tag == "a" else ("id",):
+            if attrs.get(key):
+                self.ids.add(attrs[key])
+        for key in ("href", "src"):
+            url = attrs.get(key)
+            if url and not re.match(r"^(?:[a-z][a-z0-9+.-]*:|//)", url, re.I):
+                self.urls.append(url)
+
+
+@functools.cache
+def _parse(path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_internal_links_and_anchors_resolve(site):
+    """Every local link, script, stylesheet and image of every page exists, and every
+    #fragment names an element of its target page (cross-references, footnotes, glossary)."""
+    pages = [p for p in site.rglob("*.html") if "_static" not in p.parts]
+    broken, checked = [], 0
+    for page in pages:
+        for url in _parse(page).urls:
+            path, _, fragment = url.partition("#")
+            path = path.split("?")[0]
+            target = (page.parent / unquote(path)).resolve() if path else page
+            if target.is_dir():
+                target = target / "index.html"
+            checked += 1
+            if not target.is_file():
+                broken.append(f"{page.relative_to(site)}: {url} (no such file)")
+            elif fragment and target.suffix == ".html" and unquote(fragment) not in _parse(target).ids:
+                broken.append(f"{page.relative_to(site)}: {url} (no element with this id)")
+    assert checked > 1000, f"only {checked} links checked: is the parser finding them?"
+    assert broken == [], "\n".join(broken[:40])
+
