@@ -12,6 +12,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from usrok.exercise import PRINCIPLE_SCALE
+
 # Emit the Vega-Lite mimetype: JupyterLab draws it natively (no CDN), and the book's
 # myst-nb plugin (usrok.book) turns it into an offline chart. Colab only draws HTML.
 try:
@@ -334,15 +336,10 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     return finish(chart, title=title, description=description, source=source, subtitle=subtitle)
 
 
-# The principles-assessment scale (chapter 9, exercise 9) and its colours: orange for a score
-# that works against a principle, white for no bearing, blues for growing support.
-SCORE_SCALE = {
-    -1: "works against the principle",
-    0: "no bearing on it",
-    1: "weak support",
-    2: "clear support",
-    3: "strong, central support",
-}
+# The principles-assessment scale (chapter 9, exercise 9: -1 to 3, one definition in
+# usrok.exercise) and its colours: orange for a score that works against a principle, white
+# for no bearing, blues for growing support.
+SCORE_SCALE = PRINCIPLE_SCALE
 SCORE_COLOURS = ["#E69F00", "#f2f2f2", "#c6dbef", "#6baed6", "#08519c"]
 
 

@@ -27,7 +27,9 @@ import json
 import random
 from pathlib import Path
 
-SCALE = (-1, 0, 1, 2, 3)
+from usrok.exercise import PRINCIPLE_SCALE
+
+SCALE = tuple(PRINCIPLE_SCALE)  # -1 .. 3
 MAX_BYTES = 20_000_000  # a submitted notebook is a few hundred KB; refuse anything far larger
 STATUS_COMPLETE, STATUS_INCOMPLETE, STATUS_MALFORMED = "complete", "incomplete", "malformed"
 
