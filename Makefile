@@ -76,7 +76,7 @@ browser:
 
 # The whole test suite: lint, build, data, charts in a real browser, grading, leakage,
 # accessibility. `$(BIN)/python -m pytest -m "not book"` runs the fast tests only (no book build).
-test: $(VENV)/.test-env lint browser book
+test: $(VENV)/.test-env browser book
 	$(BIN)/python -m pytest tests
 
 bench: $(VENV)/.test-env browser
