@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Build the course's data package (``data/*.csv`` + ``data/datapackage.json``).
 
-Inputs
-  * the raw extracts in the shared ``data-sources`` folder (default
-    ``../shared/data-sources`` relative to the repository root; override with
-    ``--shared PATH`` or the ``USROK_SHARED`` environment variable);
+Inputs (all in the repository)
+  * the raw extracts in ``data/raw/`` (each file's source, licence and what was
+    filtered: ``data/raw/README.md``);
   * the hand-curated facts from the source text in ``data/curated/*.csv``
     (one citation per row: a short verbatim ``evidence`` phrase, checked
     against the source text when it is available -- ``--source-text PATH`` or
-    ``USROK_SOURCE_TEXT``; default ``../shared/source-text/000_57fe028d7c869dbd.txt``).
+    ``USROK_SOURCE_TEXT``; default ``../shared/source-text/000_57fe028d7c869dbd.txt``;
+    the copyrighted text is not part of the repository, and the check is skipped
+    without it: it checks the curated files, it adds nothing to the output).
 
 Outputs (all UTF-8, LF line endings, deterministic): one CSV per table and
 ``datapackage.json`` with a Frictionless Table Schema per table, and a copy of
@@ -45,7 +46,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent          # data/
 REPO = HERE.parent                              # repository root
 CURATED = HERE / "curated"
-DEFAULT_SHARED = REPO.parent / "shared" / "data-sources"
+RAW = HERE / "raw"
 DEFAULT_SOURCE_TEXT = REPO.parent / "shared" / "source-text" / "000_57fe028d7c869dbd.txt"
 
 # ---------------------------------------------------------------------------
@@ -102,12 +103,13 @@ COMPILED_LICENSE = {
 }
 
 
-def shared_source(filename: str) -> dict:
+def raw_source(filename: str) -> dict:
+    """The raw extract a table is built from; the path is relative to datapackage.json."""
     return {
         "title": "Course raw extract",
-        "path": f"shared/data-sources/{filename}",
-        "citation": "Raw extract kept beside the course (see its README.md and "
-                    "COMPILATION-NOTES.md for provenance).",
+        "path": f"raw/{filename}",
+        "citation": "Raw extract in the repository's data/raw/ (source, licence and filtering: "
+                    "data/raw/README.md; gaps and disagreements: data/raw/COMPILATION-NOTES.md).",
     }
 
 
@@ -192,8 +194,8 @@ def parse_when(date: str):
 # The builder
 # ---------------------------------------------------------------------------
 class Builder:
-    def __init__(self, shared: Path, source_text: Path | None, out: Path):
-        self.shared = shared
+    def __init__(self, raw: Path, source_text: Path | None, out: Path):
+        self.raw_dir = raw
         self.out = out
         self.source_text = None
         if source_text and source_text.exists():
@@ -225,7 +227,7 @@ class Builder:
 
     # -- raw files ---------------------------------------------------------
     def raw(self, filename: str) -> list[dict]:
-        return read_csv(self.shared / filename)
+        return read_csv(self.raw_dir / filename)
 
     # ======================================================================
     def build_troops(self):
@@ -270,7 +272,7 @@ class Builder:
                 "usfk_troops_rebuild and differs in some years."),
             "coverage": f"{min(years)}–{max(years)}; hosts: {', '.join(hosts)}; "
                         f"{len(rows)} rows (one per host and year)",
-            "sources": [KANE, ALLEN, TROOPDATA, shared_source("us_troops_by_host_country.csv")],
+            "sources": [KANE, ALLEN, TROOPDATA, raw_source("us_troops_by_host_country.csv")],
             "licenses": [DMDC_LICENSE, TROOPDATA_LICENSE],
             "schema": {
                 "fields": [
@@ -299,9 +301,9 @@ class Builder:
     def build_rebuild(self):
         src = self.raw("us_troops_south_korea_rebuild.csv")
         older = {r["year"]: r["troops"] for r in self.troops_rows if r["host"] == "South Korea"}
-        # Hand flag from the shared README: the 2008 value looks like two reports summed.
+        # Hand flag from data/raw/README.md: the 2008 value looks like two reports summed.
         SUSPECT = {2008: ("Suspect: about double the neighbouring years and the older series; "
-                          "looks like two reports summed (shared README). Kept as published "
+                          "looks like two reports summed (raw data README). Kept as published "
                           "for the data-quality lesson; use us_troops_by_host for charts.")}
         branch_cols = ["army_ad", "navy_ad", "air_force_ad", "marine_corps_ad", "space_force_ad"]
         rows = []
@@ -342,7 +344,7 @@ class Builder:
                 "copied from us_troops_by_host (South Korea) for comparison and is empty where "
                 "that series has no value."),
             "coverage": f"{min(years)}–{max(years)}; South Korea only; {len(rows)} rows",
-            "sources": [KANE, ALLEN, TROOPDATA, shared_source("us_troops_south_korea_rebuild.csv")],
+            "sources": [KANE, ALLEN, TROOPDATA, raw_source("us_troops_south_korea_rebuild.csv")],
             "licenses": [DMDC_LICENSE, TROOPDATA_LICENSE],
             "schema": {
                 "fields": [
@@ -471,7 +473,7 @@ class Builder:
                 "decade, whole decade = 0–9; end_year empty for a single point in time)."),
             "coverage": f"{min(years)}–{max(years)}; {len(rows)} events ({n_st} from the source "
                         f"text, {len(rows) - n_st} from the compiled timeline)",
-            "sources": [BOOK_SOURCE, shared_source("alliance_timeline.csv"),
+            "sources": [BOOK_SOURCE, raw_source("alliance_timeline.csv"),
                         {"title": "Per-row sources: see the source_title and source_url columns",
                          "path": "alliance_timeline.csv"}],
             "licenses": [BOOK_LICENSE, COMPILED_LICENSE],
@@ -582,7 +584,7 @@ class Builder:
                 "compilation notes: EASI Phase III is not sourced). planned_measures lists the "
                 "measures separated by ';'."),
             "coverage": f"{len(rows)} stages (1990 plan)",
-            "sources": [BOOK_SOURCE, shared_source("alliance_timeline.csv")],
+            "sources": [BOOK_SOURCE, raw_source("alliance_timeline.csv")],
             "licenses": [BOOK_LICENSE, COMPILED_LICENSE],
             "schema": {
                 "fields": [
@@ -674,7 +676,7 @@ class Builder:
                 "cut scrapped) does not reconcile with the 2,500 last tranche; both are kept. The "
                 "text gives no completion date for the 12,500 cut."),
             "coverage": f"{len(rows)} rows: measures 2004–2008, OPCON dates to 2015",
-            "sources": [BOOK_SOURCE, shared_source("alliance_timeline.csv")],
+            "sources": [BOOK_SOURCE, raw_source("alliance_timeline.csv")],
             "licenses": [BOOK_LICENSE, COMPILED_LICENSE],
             "schema": {
                 "fields": [
@@ -800,7 +802,7 @@ class Builder:
                          "3fd899024f88ed92f08c5823303520b635de91f2/raw_data/oda",
                  "citation": "OECD DAC1 data as processed by the ONE Campaign "
                              "(ONEcampaign/aftershocks_data)."},
-                shared_source("rok_oda.csv"),
+                raw_source("rok_oda.csv"),
                 {"title": "Per-row sources: see source_title and source_url",
                  "path": "rok_oda.csv"},
             ],
@@ -889,7 +891,7 @@ class Builder:
             "coverage": f"{len(rows)} statements; target years "
                         f"{min(r['target_year'] for r in rows if r['target_year'])}–"
                         f"{max(r['target_year'] for r in rows if r['target_year'])}",
-            "sources": [shared_source("rok_oda_targets.csv"),
+            "sources": [raw_source("rok_oda_targets.csv"),
                         {"title": "Per-row sources: see source_title and source_url",
                          "path": "rok_oda_targets.csv"}],
             "licenses": [COMPILED_LICENSE],
@@ -969,7 +971,7 @@ class Builder:
                 "no end_year were still under way in the source."),
             "coverage": f"{len(rows)} rows, {len({r['mission_group'] for r in rows})} missions, "
                         f"{min(r['start_year'] for r in rows if r['start_year'])}–present",
-            "sources": [shared_source("rok_overseas_deployments.csv"),
+            "sources": [raw_source("rok_overseas_deployments.csv"),
                         {"title": "Per-row sources: see source_title and source_url",
                          "path": "rok_deployments.csv"}],
             "licenses": [COMPILED_LICENSE],
@@ -1085,7 +1087,7 @@ class Builder:
                  "citation": "D'Orazio, Vito, and Kevin Galambos. Multinational Military "
                              "Exercises data (MME), v7, via the troopdata R package "
                              "(data-raw/mme_v7.csv)."},
-                TROOPDATA, shared_source("us_rok_military_exercises.csv")],
+                TROOPDATA, raw_source("us_rok_military_exercises.csv")],
             "licenses": [TROOPDATA_LICENSE,
                          {"name": "other-at", "title": "MME data: licence of the original "
                           "dataset not stated in the files read; cite D'Orazio and Galambos"}],
@@ -1247,7 +1249,7 @@ class Builder:
                  "path": "https://github.com/meflynn/troopdata",
                  "citation": "Vine, David. Lists of US military bases abroad, as updated by "
                              "Michael E. Flynn in the troopdata R package."},
-                TROOPDATA, shared_source("us_bases_south_korea.csv")],
+                TROOPDATA, raw_source("us_bases_south_korea.csv")],
             "licenses": [TROOPDATA_LICENSE,
                          {"name": "other-at", "title": "Basing data: licence of the original "
                           "lists not stated in the files read; cite Vine and Flynn"}],
@@ -1282,7 +1284,7 @@ class Builder:
 
     # ======================================================================
     def build_geojson(self):
-        src = self.shared / "korean_peninsula_50m.geojson"
+        src = self.raw_dir / "korean_peninsula_50m.geojson"
         data = json.loads(src.read_text(encoding="utf-8"))
         names = [f["properties"]["name"] for f in data["features"]]
         shutil.copyfile(src, self.out / "korean_peninsula_50m.geojson")
@@ -1305,7 +1307,7 @@ class Builder:
                  "path": "https://github.com/topojson/world-atlas",
                  "citation": "Made with Natural Earth (public domain), via the world-atlas npm "
                              "package 2.0.2."},
-                shared_source("korean_peninsula_50m.geojson")]),
+                raw_source("korean_peninsula_50m.geojson")]),
             ("licenses", [{"name": "other-pd", "title": "Natural Earth: public domain"}]),
         ]))
 
@@ -1447,7 +1449,7 @@ class Builder:
             ("description",
              "Tables behind the charts and exercises of the open course on Scott Snyder (ed.), "
              "The US–South Korea Alliance (2012). Built by data/build_tables.py from the raw "
-             "extracts in shared/data-sources and the hand-curated source-text facts in "
+             "extracts in data/raw and the hand-curated source-text facts in "
              "data/curated; do not edit the CSVs by hand. Every row is traceable to a source; "
              "where sources disagree all rows are kept and the disagreement is explained. Load "
              "tables with usrok.data.load(name)."),
@@ -1470,21 +1472,17 @@ class Builder:
         path.write_bytes(buf.getvalue().encode("utf-8"))
 
 
-OUTPUT_FILES = None  # filled after a build: names of files the build writes
-
-
-def build(shared: Path, source_text: Path | None, out: Path) -> list[str]:
-    b = Builder(shared, source_text, out)
+def build(raw: Path, source_text: Path | None, out: Path) -> list[str]:
+    """Build the package into ``out``; returns the names of the files written."""
+    b = Builder(raw, source_text, out)
     pkg = b.run()
     return ["datapackage.json"] + [r["path"] for r in pkg["resources"]]
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--shared", type=Path,
-                   default=Path(os.environ.get("USROK_SHARED", DEFAULT_SHARED)),
-                   help="folder with the raw extracts (default: ../shared/data-sources "
-                        "relative to the repository root)")
+    p.add_argument("--raw", type=Path, default=RAW,
+                   help="folder with the raw extracts (default: data/raw)")
     p.add_argument("--source-text", type=Path,
                    default=Path(os.environ.get("USROK_SOURCE_TEXT", DEFAULT_SOURCE_TEXT)),
                    help="source text used to check evidence phrases (skipped if missing)")
@@ -1494,11 +1492,11 @@ def main(argv=None):
     p.add_argument("--no-validate", action="store_true",
                    help="skip the frictionless validation of the result")
     a = p.parse_args(argv)
-    if not a.shared.is_dir():
-        p.error(f"shared data folder not found: {a.shared}")
+    if not a.raw.is_dir():
+        p.error(f"raw data folder not found: {a.raw}")
     if a.check:
         with tempfile.TemporaryDirectory() as tmp:
-            files = build(a.shared, a.source_text, Path(tmp))
+            files = build(a.raw, a.source_text, Path(tmp))
             diff = [f for f in files if not (a.out / f).exists()
                     or not filecmp.cmp(Path(tmp) / f, a.out / f, shallow=False)]
         if diff:
@@ -1506,7 +1504,7 @@ def main(argv=None):
             return 1
         print(f"up to date: {len(files)} files")
         return 0
-    files = build(a.shared, a.source_text, a.out)
+    files = build(a.raw, a.source_text, a.out)
     if not a.no_validate:
         try:
             from frictionless import Package

@@ -1,10 +1,10 @@
 """The data package: schemas, provenance, loader errors, values against the sources,
 working-directory independence and reproducibility of the build.
 
-Expected values are read from the shared raw files or the source text at test time
-(never copied from the code under test). Tests that need the shared folder
-(``../shared/data-sources`` beside the repository, or ``$USROK_SHARED``) skip with a
-clear reason when it is missing.
+Expected values are read from the raw files (``data/raw/``, in the repository) or the
+source text at test time (never copied from the code under test). Tests that need the
+copyrighted source text (``../shared/source-text`` beside the repository, or
+``$USROK_SOURCE_TEXT``) skip with a clear reason when it is missing.
 """
 from __future__ import annotations
 
@@ -25,13 +25,12 @@ from usrok import data
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
-SHARED = Path(os.environ.get("USROK_SHARED", ROOT.parent / "shared" / "data-sources"))
+RAW = DATA / "raw"
+# The course's vetted extracts, beside the repository on maintainers' machines (not in a clone).
+SHARED = ROOT.parent / "shared" / "data-sources"
 SOURCE_TEXT = Path(os.environ.get(
     "USROK_SOURCE_TEXT", ROOT.parent / "shared" / "source-text" / "000_57fe028d7c869dbd.txt"))
 
-needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(),
-    reason=f"shared raw data not found at {SHARED} (set USROK_SHARED to the data-sources folder)")
 needs_text = pytest.mark.skipif(
     not SOURCE_TEXT.is_file(),
     reason=f"source text not found at {SOURCE_TEXT} (set USROK_SOURCE_TEXT)")
@@ -376,13 +375,12 @@ def test_edit_after_load_is_seen(copy, monkeypatch):
 
 
 # ---------------------------------------------------------------------------
-# Values against the shared raw files and the source text
+# Values against the raw files and the source text
 # ---------------------------------------------------------------------------
 
-@needs_shared
 @pytest.mark.parametrize("year", [1990, 1992, 2004, 2008])
-def test_usfk_values_equal_the_shared_source(year):
-    raw = raw_rows(SHARED / "us_troops_by_host_country.csv")
+def test_usfk_values_equal_the_raw_source(year):
+    raw = raw_rows(RAW / "us_troops_by_host_country.csv")
     expected = next(int(r["troops"]) for r in raw
                     if r["host"] == "South Korea" and int(r["year"]) == year)
     t = data.load("us_troops_by_host")
@@ -390,9 +388,8 @@ def test_usfk_values_equal_the_shared_source(year):
     assert got.tolist() == [expected]
 
 
-@needs_shared
 def test_troop_series_is_complete():
-    raw = raw_rows(SHARED / "us_troops_by_host_country.csv")
+    raw = raw_rows(RAW / "us_troops_by_host_country.csv")
     t = data.load("us_troops_by_host")
     assert len(t) == len(raw)
     assert {(r["host"], int(r["year"]), int(r["troops"])) for r in raw} == \
@@ -401,12 +398,11 @@ def test_troop_series_is_complete():
     assert west.max() == 1990 and t[t["host_detail"] == "Germany (unified)"]["year"].min() == 1991
 
 
-@needs_shared
 def test_rebuild_keeps_the_2008_anomaly():
     raw = {int(r["year"]): int(r["troops_ad"])
-           for r in raw_rows(SHARED / "us_troops_south_korea_rebuild.csv")}
+           for r in raw_rows(RAW / "us_troops_south_korea_rebuild.csv")}
     old = {int(r["year"]): int(r["troops"])
-           for r in raw_rows(SHARED / "us_troops_by_host_country.csv")
+           for r in raw_rows(RAW / "us_troops_by_host_country.csv")
            if r["host"] == "South Korea"}
     rb = data.load("usfk_troops_rebuild").set_index("year")
     assert rb.loc[2008, "troops_ad"] == raw[2008]           # not "fixed"
@@ -416,9 +412,8 @@ def test_rebuild_keeps_the_2008_anomaly():
     assert dict(rb["troops_ad"]) == raw
 
 
-@needs_shared
-def test_timeline_keeps_every_shared_row():
-    raw = raw_rows(SHARED / "alliance_timeline.csv")
+def test_timeline_keeps_every_raw_row():
+    raw = raw_rows(RAW / "alliance_timeline.csv")
     tl = data.load("alliance_timeline")
     ours = tl[~tl["from_source_text"]]
     assert len(ours) == len(raw)
@@ -471,9 +466,8 @@ def test_easi_stage_one_matches_the_text():
     assert easi.loc[1, "status"] == "carried out" and easi.loc[3, "status"] != "carried out"
 
 
-@needs_shared
 def test_easi_stage_two_from_the_timeline():
-    raw = raw_rows(SHARED / "alliance_timeline.csv")
+    raw = raw_rows(RAW / "alliance_timeline.csv")
     row = next(r for r in raw if r["date"] == "1992-10-08")
     easi = data.load("easi_stages").set_index("stage")
     assert f"{easi.loc[2, 'planned_troop_cut']:,}" in row["event"]
@@ -494,9 +488,8 @@ def test_gpr_numbers():
     assert sched["planned_by_year"].max() == 2008
 
 
-@needs_shared
 def test_oda_headline_rule():
-    raw = raw_rows(SHARED / "rok_oda.csv")
+    raw = raw_rows(RAW / "rok_oda.csv")
     oda = data.load("rok_oda")
     assert len(oda) == len(raw), "every row is kept"
     head = oda[oda["headline"]]
@@ -513,9 +506,8 @@ def test_oda_headline_rule():
     assert (oda["year"] == 2007).sum() >= 3, "the 2007 disagreement stays visible"
 
 
-@needs_shared
 def test_oda_triple_has_no_base_year():
-    raw = raw_rows(SHARED / "rok_oda_targets.csv")
+    raw = raw_rows(RAW / "rok_oda_targets.csv")
     t = data.load("rok_oda_targets")
     assert len(t) == len(raw)
     triple = t[t["kind"] == "triple"]
@@ -523,18 +515,16 @@ def test_oda_triple_has_no_base_year():
     assert "base year" in data.resource_info("rok_oda_targets")["description"].lower()
 
 
-@needs_shared
 def test_deployments_one_source_per_row_blanks_kept():
-    raw = raw_rows(SHARED / "rok_overseas_deployments.csv")
+    raw = raw_rows(RAW / "rok_overseas_deployments.csv")
     d = data.load("rok_deployments")
     assert len(d) == len(raw)
     blanks = sum(1 for r in raw if r["peak_personnel"] == "")
     assert d["peak_personnel"].isna().sum() == blanks
 
 
-@needs_shared
 def test_exercises_and_kind_rule():
-    raw = raw_rows(SHARED / "us_rok_military_exercises.csv")
+    raw = raw_rows(RAW / "us_rok_military_exercises.csv")
     ex = data.load("us_rok_exercises")
     assert len(ex) == len(raw) == 140
     nontrad = ex["peacekeeping"] | ex["humanitarian"]
@@ -546,9 +536,8 @@ def test_exercises_and_kind_rule():
         assert int(by_id[r["mme_id"]]["s.year"]) == r["start_year"]
 
 
-@needs_shared
 def test_sites_cleaning():
-    raw = raw_rows(SHARED / "us_bases_south_korea.csv")
+    raw = raw_rows(RAW / "us_bases_south_korea.csv")
     s = data.load("us_sites")
     assert len(s) == len(raw)
     assert not s["name"].str.contains("\t").any()
@@ -582,11 +571,10 @@ def test_areas_principles_implications():
 # The build is reproducible; the data-sources page covers every table
 # ---------------------------------------------------------------------------
 
-@needs_shared
 def test_build_reproduces_committed_files(tmp_path):
     out = tmp_path / "rebuilt"
-    run = subprocess.run([sys.executable, str(DATA / "build_tables.py"), "--shared", str(SHARED),
-                          "--out", str(out), "--no-validate"],
+    run = subprocess.run([sys.executable, str(DATA / "build_tables.py"), "--out", str(out),
+                          "--no-validate"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     files = ["datapackage.json"] + [r["path"] for r in descriptor()["resources"]]
@@ -594,10 +582,71 @@ def test_build_reproduces_committed_files(tmp_path):
     assert not differ, f"re-run of build_tables.py differs from the committed {differ}"
 
 
+def _repository_files() -> list[str]:
+    """What a clone holds: the committed files plus new ones not ignored (the working tree's
+    versions, so uncommitted edits are what is tested)."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    return [f for f in listed.split("\0") if f and (ROOT / f).is_file()]
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="needs git")
+def test_data_check_passes_in_a_clone_with_nothing_beside_it(tmp_path):
+    """`python data/build_tables.py --check` needs nothing outside the repository."""
+    clone = tmp_path / "alone" / "repo"
+    for f in _repository_files():
+        if f.startswith(("data/", "src/")):
+            (clone / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, clone / f)
+    assert not (clone.parent / "shared").exists()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USROK_")}
+    run = subprocess.run([sys.executable, "data/build_tables.py", "--check"], cwd=clone, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "up to date" in run.stdout
+    # ... and the check bites: a changed raw value makes the committed tables out of date.
+    raw = clone / "data" / "raw" / "rok_oda.csv"
+    raw.write_bytes(raw.read_bytes().replace(b"212.07", b"212.08", 1))
+    run = subprocess.run([sys.executable, "data/build_tables.py", "--check"], cwd=clone, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "out of date: " in run.stderr and "rok_oda.csv" in run.stderr
+
+
+def test_every_raw_file_is_documented_and_every_source_path_exists():
+    readme = (RAW / "README.md").read_text(encoding="utf-8")
+    raw_files = sorted(str(p.relative_to(RAW)) for p in RAW.rglob("*")
+                       if p.is_file() and p != RAW / "README.md")
+    undocumented = [f for f in raw_files if f"`{f}`" not in readme]
+    assert raw_files and not undocumented, f"data/raw/README.md does not describe {undocumented}"
+    used = set()
+    for r in descriptor()["resources"]:
+        for s in r["sources"]:
+            if s["path"].startswith("raw/"):  # relative to datapackage.json, like resource paths
+                assert (DATA / s["path"]).is_file(), f"{r['name']}: source {s['path']} is missing"
+                used.add(s["path"].removeprefix("raw/"))
+            else:
+                assert re.match(r"https?://", s["path"]) or s["path"] in (
+                    r["path"], "shared/source-text/000_57fe028d7c869dbd.txt"), s["path"]
+    inputs = {f for f in raw_files if f.endswith((".csv", ".geojson")) and "/" not in f}
+    assert used == inputs, f"raw files no table cites: {inputs - used}"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"no shared data folder at {SHARED} (only on "
+                    "maintainers' machines)")
+def test_raw_copies_equal_the_shared_extracts():
+    """The copies in data/raw/ have not drifted from the vetted extracts (where those exist)."""
+    # The top-level README is ours (it adds each file's licence); everything else is a copy.
+    shared = {str(p.relative_to(SHARED)) for p in SHARED.rglob("*") if p.is_file()} - {"README.md"}
+    ours = {str(p.relative_to(RAW)) for p in RAW.rglob("*") if p.is_file()} - {"README.md"}
+    assert ours == shared, f"only in data/raw: {ours - shared}; not copied: {shared - ours}"
+    differ = [f for f in sorted(ours) if not filecmp.cmp(SHARED / f, RAW / f, shallow=False)]
+    assert not differ, f"data/raw/ differs from {SHARED}: {differ}"
+
+
 def test_catalogue_page_covers_every_resource():
     md = data.catalogue_markdown(link_prefix="../data/")
     for r in descriptor()["resources"]:
-        assert f"{{download}}`" in md and f"<../data/{r['path']}>`" in md, r["name"]
+        assert "{download}`" in md and f"<../data/{r['path']}>`" in md, r["name"]
         assert f'load("{r["name"]}")' in md
     assert re.search(r"(?<!\\)\$", md) is None, "dollar signs are escaped (no accidental math)"
     # the book enables linkify: only the sources' own URLs may become links

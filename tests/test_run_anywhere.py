@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import urllib.request
 import venv
 from pathlib import Path
@@ -22,7 +21,7 @@ import nbformat
 import pytest
 import yaml
 
-from conftest import HTML, ROOT
+from conftest import ROOT
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())

@@ -383,7 +383,7 @@ def _typed_frame(text: str, fields: list[dict]) -> pd.DataFrame:
             df[name] = pd.to_numeric(col, errors="raise").astype("float64")
         elif typ == "boolean":
             trues = set(f.get("trueValues", ["true", "True", "TRUE", "1"]))
-            s = col.map(lambda v: pd.NA if pd.isna(v) else v in trues)
+            s = col.map(lambda v, trues=trues: pd.NA if pd.isna(v) else v in trues)
             df[name] = s.astype(bool) if required else s.astype("boolean")
         # strings stay as read (pandas string values, NA where empty)
     return df
