@@ -7,3 +7,12 @@ code is copied between notebooks:
 - ``usrok.charts`` -- the chart theme, the offline renderer and chart builders
 - ``usrok.quiz``   -- static self-check quizzes
 """
+
+import os as _os
+
+# While the book is built, each page's kernel lists the repository files its code reads, so the
+# page runs again when one of them changes (see usrok.inputs).
+if _os.environ.get("USROK_READS_LOG"):
+    from .inputs import record_reads as _record_reads
+
+    _record_reads(_os.environ["USROK_READS_LOG"], _os.environ.get("USROK_READS_ROOT"))
