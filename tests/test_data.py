@@ -56,9 +56,7 @@ def raw_rows(path: Path) -> list[dict]:
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    """Keep the on-disk validation cache of the tests away from the user's."""
-    monkeypatch.setenv("USROK_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "usrok-cache"))
+def _no_data_override(monkeypatch):
     monkeypatch.delenv("USROK_DATA", raising=False)
 
 
@@ -372,6 +370,153 @@ def test_edit_after_load_is_seen(copy, monkeypatch):
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     with pytest.raises(data.DataValidationError, match=r"row 3, column 'principle_id'"):
         data.load("implications")
+
+
+# ---------------------------------------------------------------------------
+# Loader hardening: finite numbers, no forgeable cache, located errors without
+# validation, physical line numbers, no Frictionless
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "nan", "NaN", "1e999"])
+def test_numbers_must_be_finite(copy, monkeypatch, value):
+    """A number column with only a minimum (value_usd_millions >= 0) refuses inf and nan."""
+    path = copy / "rok_oda.csv"
+    rows = _read(path)
+    i = _find(rows, year="2005", headline="true")
+    rows[i][rows[0].index("value_usd_millions")] = value
+    _write(path, rows)
+    err = _error("rok_oda", copy, True, monkeypatch)
+    assert (err.row, err.column) == (i + 1, "value_usd_millions"), str(err)
+    assert "finite" in str(err) and value in str(err)
+
+
+def test_integers_must_be_plain_integers(copy, monkeypatch):
+    path = copy / "us_troops_by_host.csv"
+    rows = _read(path)
+    i = _find(rows, host="Japan", year="1975")
+    rows[i][rows[0].index("troops")] = "1_000"  # Python's int() would accept it
+    _write(path, rows)
+    err = _error("us_troops_by_host", copy, True, monkeypatch)
+    assert (err.row, err.column) == (i + 1, "troops") and "integer" in str(err)
+
+
+def _bad_copy(copy: Path) -> Path:
+    path = copy / "us_troops_by_host.csv"
+    rows = _read(path)
+    rows[5][rows[0].index("troops")] = "-5"
+    _write(path, rows)
+    return path
+
+
+def test_no_validation_result_is_kept_on_disk(copy, tmp_path):
+    """Nothing the loader writes can vouch for a file: a forged entry of the former cache
+    (~/.cache/usrok/validated-v1.json) changes nothing, and loading writes no cache."""
+    import hashlib
+
+    path = _bad_copy(copy)
+    home = tmp_path / "home"
+    cache = home / ".cache" / "usrok"
+    cache.mkdir(parents=True)
+    schema = json.dumps(next(r for r in descriptor()["resources"]
+                             if r["name"] == "us_troops_by_host")["schema"], sort_keys=True)
+    from importlib.metadata import version
+
+    forged = hashlib.sha256(path.read_bytes() + schema.encode() + version("frictionless").encode()).hexdigest()
+    (cache / "validated-v1.json").write_text(json.dumps([forged]))
+    code = ("from usrok import data\n"
+            "try:\n    data.load('us_troops_by_host')\nexcept data.DataValidationError as e:\n    print('REFUSED', e)\n")
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "USROK_DATA": str(copy)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "REFUSED" in out.stdout and "row 6" in out.stdout, out.stdout + out.stderr
+    assert sorted(p.name for p in cache.iterdir()) == ["validated-v1.json"], "the loader wrote a cache"
+
+
+def test_frictionless_checks_any_file_but_the_built_one(copy, monkeypatch):
+    """The second pass is skipped only for bytes equal to datapackage.json's hash."""
+    calls = []
+    real = data._frictionless_validate
+    monkeypatch.setattr(data, "_frictionless_validate", lambda *a: calls.append(a[2]) or real(*a))
+    data.load("principles", data_dir=copy)
+    assert calls == []
+    path = copy / "principles.csv"
+    rows = _read(path)
+    rows[1][1] = "A label only the copy has"
+    _write(path, rows)
+    assert data.load("principles", data_dir=copy).loc[0, "label"] == "A label only the copy has"
+    assert calls == ["data/principles.csv"]
+
+
+def test_without_validation_a_bad_value_is_still_located(copy, monkeypatch):
+    path = copy / "us_troops_by_host.csv"
+    rows = _read(path)
+    i = _find(rows, host="Germany", year="1980")
+    rows[i][rows[0].index("troops")] = "lots"
+    _write(path, rows)
+    with pytest.raises(data.DataValidationError) as info:
+        data.load("us_troops_by_host", data_dir=copy, validate=False)
+    assert str(info.value).startswith("data/us_troops_by_host.csv, ")
+    assert (info.value.row, info.value.column) == (i + 1, "troops") and "'lots'" in str(info.value)
+    # validate=False skips the schema's rules, not the types: an out-of-range value loads.
+    rows[i][rows[0].index("troops")] = "-1"
+    _write(path, rows)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert (data.load("us_troops_by_host", data_dir=copy, validate=False)["troops"] == -1).sum() == 1
+
+
+def _multiline_copy(copy: Path) -> tuple[Path, int]:
+    """alliance_timeline with a two-line note in an early row and a bad year further down.
+    Returns the copy's path and the line (as an editor counts) of the bad row."""
+    path = copy / "alliance_timeline.csv"
+    rows = _read(path)
+    rows[3][rows[0].index("note")] = "First line of a note,\nsecond line of it"
+    i = 10
+    rows[i][rows[0].index("year")] = "19x0"
+    _write(path, rows)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    line = next(n for n, text in enumerate(lines, start=1) if ",19x0," in text)
+    assert line == i + 2  # one extra line before it
+    return path, line
+
+
+def test_row_numbers_count_lines_after_a_multi_line_cell(copy, monkeypatch):
+    _, line = _multiline_copy(copy)
+    err = _error("alliance_timeline", copy, True, monkeypatch)
+    assert (err.row, err.column) == (line, "year"), str(err)
+
+
+def test_frictionless_row_numbers_are_turned_into_lines(copy):
+    """The Frictionless pass reports records; the loader turns them into lines too."""
+    path, line = _multiline_copy(copy)
+    res = next(r for r in descriptor()["resources"] if r["name"] == "alliance_timeline")
+    text, records = data._precheck(path.read_bytes(), res["schema"]["fields"], "t.csv")
+    with pytest.raises(data.DataValidationError) as info:
+        data._frictionless_validate(copy, res, "t.csv", records)
+    assert (info.value.row, info.value.column) == (line, "year"), str(info.value)
+
+
+def test_loader_works_without_frictionless(copy):
+    """The in-browser edition has no Frictionless: import and load still work, the own checks
+    still refuse a bad value, and a notice says the second pass was skipped."""
+    _bad_copy(copy)
+    code = ("import sys, warnings\n"
+            "sys.modules['frictionless'] = None  # as if not installed\n"
+            "from usrok import data\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    ok = data.load('principles')\n"
+            "    try:\n        data.load('us_troops_by_host')\n"
+            "    except data.DataValidationError as e:\n        print('REFUSED', e)\n"
+            "print('ROWS', len(ok))\n"
+            "print('NOTICE', [str(w.message) for w in caught])\n")
+    # principles.csv is also changed, so that its hash differs and the second pass is due.
+    rows = _read(copy / "principles.csv")
+    rows[1][1] = "Changed"
+    _write(copy / "principles.csv", rows)
+    env = {**os.environ, "USROK_DATA": str(copy)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ROWS 5" in out.stdout and "REFUSED" in out.stdout and "row 6" in out.stdout, out.stdout
+    assert "Frictionless is not installed" in out.stdout
 
 
 # ---------------------------------------------------------------------------
