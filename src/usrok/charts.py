@@ -200,6 +200,9 @@ def _stagger(ev: pd.DataFrame, view: tuple, width: int, rows: int = 4) -> list[i
 # Event timelines (chapter 7 and the back-matter timeline page)
 # ---------------------------------------------------------------------------
 EVENT_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "triangle-right"]
+# Legend labels for the two periods of an event timeline (filled and hollow points).
+BEFORE = "Up to 2012: the period the source text covers (filled)"
+AFTER = "After 2012: beyond the source (hollow)"
 
 
 def _period(text: str | None, year) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -225,7 +228,8 @@ def timeline_events(df: pd.DataFrame) -> pd.DataFrame:
     2010-03-01); ``end``: the ``end_date`` if there is one, else the last day an imprecise
     date could mean ("1970s" -> 1979-12-31), else empty. ``when`` is the date as the source
     gives it; ``source`` a short source name; ``disputed`` marks rows whose course note
-    records a disagreement between sources (e.g. the same event a day apart).
+    records a disagreement between sources (e.g. the same event a day apart); ``beyond``
+    marks events after the source text's last year (the table's ``beyond_source``).
     """
     out = []
     for _, r in df.iterrows():
@@ -252,6 +256,7 @@ def timeline_events(df: pd.DataFrame) -> pd.DataFrame:
             "category": r["category"], "event": r["event"],
             "kind": "Snyder's text" if bool(r["from_source_text"]) else "Other sources",
             "source": source, "disputed": disputed,
+            "beyond": bool(r["beyond_source"]) if "beyond_source" in r.index else False,
             "note": "" if pd.isna(note) else str(note),
         })
     return pd.DataFrame(out)
@@ -270,7 +275,8 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     label too); a thin line runs to its end or target date, or across the span an imprecise
     date could mean. A black ring marks rows whose sources disagree. Click the legend to
     pick categories (shift-click for several); drag across the bottom strip to zoom.
-    Optional columns: ``label`` (short text drawn beside a point) and ``label_pos``
+    Events after the source text (column ``beyond`` true) are hollow points, with a legend
+    entry saying so. Optional columns: ``label`` (short text drawn beside a point) and ``label_pos``
     ("above", "below", "above-left" or "below-left" of the point, to keep labels apart). ``zoom`` is an opening
     (start, end) date range for the brush; without it the whole timeline shows.
     """
@@ -278,6 +284,9 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     cols = [category, "start", "end", "when", "event", "kind", "source", "disputed", "note"]
     cols += [c for c in ("label", "label_pos") if c in events.columns]
     data = events[cols].copy()
+    beyond = events["beyond"].fillna(False).astype(bool) if "beyond" in events.columns else None
+    if beyond is not None and beyond.any():
+        data["period"] = beyond.map({False: BEFORE, True: AFTER}).values
     if "label" in data.columns:
         data["label"] = data["label"].fillna("")
         data["label_pos"] = data["label_pos"].fillna("above") if "label_pos" in data.columns else "above"
@@ -306,8 +315,24 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     base = alt.Chart(data).encode(x=x, y=y, yOffset=yoff)
     spans = base.transform_filter("isValid(datum.end)").mark_rule(strokeWidth=2, clip=True).encode(
         x2="end:T", color=colour, opacity=fade, tooltip=tip)
-    dots = base.mark_point(filled=True, size=80, stroke="#fff", strokeWidth=0.7, clip=True).encode(
-        color=colour, shape=shape, opacity=fade, tooltip=tip).add_params(pick)
+    if "period" in data.columns:
+        # Hollow points for events beyond the source: the fill fades out, the outline keeps the
+        # category colour; the legend names the two periods.
+        tip.insert(1, alt.Tooltip("period:N", title="Period"))
+        outline = alt.Stroke(f"{category}:N", sort=cats, legend=None,
+                             scale=alt.Scale(domain=cats, range=PALETTE[: len(cats)]))
+        period = alt.FillOpacity("period:N", title=None, sort=[BEFORE, AFTER],
+                                 scale=alt.Scale(domain=[BEFORE, AFTER], range=[1, 0]),
+                                 legend=alt.Legend(orient="bottom", direction="vertical",
+                                                   symbolType="circle", symbolFillColor="#333",
+                                                   symbolStrokeColor="#333", symbolStrokeWidth=2,
+                                                   labelLimit=0))
+        dots = base.mark_point(filled=True, size=80, strokeWidth=2, clip=True).encode(
+            color=colour, stroke=outline, fillOpacity=period, shape=shape, opacity=fade,
+            tooltip=tip).add_params(pick)
+    else:
+        dots = base.mark_point(filled=True, size=80, stroke="#fff", strokeWidth=0.7, clip=True).encode(
+            color=colour, shape=shape, opacity=fade, tooltip=tip).add_params(pick)
     rings = base.transform_filter("datum.disputed").mark_point(
         size=260, color="#000", strokeWidth=1.6, clip=True).encode(opacity=fade, tooltip=tip)
     lanes = len(cats)
