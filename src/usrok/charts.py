@@ -201,8 +201,8 @@ def _stagger(ev: pd.DataFrame, view: tuple, width: int, rows: int = 4) -> list[i
 # ---------------------------------------------------------------------------
 EVENT_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "triangle-right"]
 # Legend labels for the two periods of an event timeline (filled and hollow points).
-BEFORE = "Up to 2012: the period the source text covers (filled)"
-AFTER = "After 2012: beyond the source (hollow)"
+BEFORE = "Up to 2012 (filled)"
+AFTER = "After 2012, beyond the source (hollow)"
 
 
 def _period(text: str | None, year) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -307,7 +307,7 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     y = alt.Y(f"{category}:N", sort=cats, title=None, axis=alt.Axis(labelLimit=220, grid=True))
     yoff = alt.YOffset("kind:N", sort=["Snyder's text", "Other sources"],
                        scale=alt.Scale(domain=["Snyder's text", "Other sources"], paddingOuter=0.5))
-    x = alt.X("start:T", title="Date", scale=alt.Scale(domain=brush), axis=alt.Axis(labelOverlap=True))
+    x = alt.X("start:T", title="Date", scale=alt.Scale(domain=brush, padding=8), axis=alt.Axis(labelOverlap=True))
     fade = alt.when(pick).then(alt.value(1)).otherwise(alt.value(0.12))
     tip = [alt.Tooltip("when:N", title="Date (as given)"), alt.Tooltip("event:N", title="Event"),
            alt.Tooltip(f"{category}:N", title=category_title), alt.Tooltip("kind:N", title="Dated by"),
@@ -321,15 +321,19 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
         tip.insert(1, alt.Tooltip("period:N", title="Period"))
         outline = alt.Stroke(f"{category}:N", sort=cats, legend=None,
                              scale=alt.Scale(domain=cats, range=PALETTE[: len(cats)]))
-        period = alt.FillOpacity("period:N", title=None, sort=[BEFORE, AFTER],
-                                 scale=alt.Scale(domain=[BEFORE, AFTER], range=[1, 0]),
-                                 legend=alt.Legend(orient="bottom", direction="vertical",
-                                                   symbolType="circle", symbolFillColor="#333",
-                                                   symbolStrokeColor="#333", symbolStrokeWidth=2,
-                                                   labelLimit=0))
+        hollow = alt.FillOpacity("period:N", sort=[BEFORE, AFTER], legend=None,
+                                 scale=alt.Scale(domain=[BEFORE, AFTER], range=[1, 0]))
         dots = base.mark_point(filled=True, size=80, strokeWidth=2, clip=True).encode(
-            color=colour, stroke=outline, fillOpacity=period, shape=shape, opacity=fade,
+            color=colour, stroke=outline, fillOpacity=hollow, shape=shape, opacity=fade,
             tooltip=tip).add_params(pick)
+        # Vega-Lite draws no legend for fillOpacity: an invisible layer (inline data, so the
+        # page's data table skips it) carries the legend of the two periods.
+        key = alt.Chart(alt.Data(values=[{"period": BEFORE}, {"period": AFTER}])).mark_point(
+            filled=True, size=0).encode(fill=alt.Fill(
+                "period:N", title=None, sort=[BEFORE, AFTER],
+                scale=alt.Scale(domain=[BEFORE, AFTER], range=["#444", "#ffffff"]),
+                legend=alt.Legend(orient="top", direction="vertical", symbolType="circle",
+                                  symbolStrokeColor="#444", symbolStrokeWidth=2, labelLimit=0)))
     else:
         dots = base.mark_point(filled=True, size=80, stroke="#fff", strokeWidth=0.7, clip=True).encode(
             color=colour, shape=shape, opacity=fade, tooltip=tip).add_params(pick)
@@ -338,6 +342,8 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     lanes = len(cats)
     # Only layers that have data: an empty layer makes Vega warn about an infinite extent.
     layers = ([spans] if data["end"].notna().any() else []) + [dots] + ([rings] if data["disputed"].any() else [])
+    if "period" in data.columns:
+        layers.append(key)
     if "label" in data.columns:
         used = set(data.loc[data["label"] != "", "label_pos"])
         for pos, align, dx, dy in (("above", "left", 6, -10), ("below", "left", 6, 12),
