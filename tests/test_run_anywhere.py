@@ -23,12 +23,13 @@ import pytest
 import yaml
 
 from conftest import HTML, ROOT
+from usrok.assignments import assignments, student_notebook
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 PAGES = [TOC["root"]] + [c["file"] for part in TOC["parts"] for c in part["chapters"]]
 NOTEBOOK_PAGES = [p for p in PAGES if (ROOT / f"{p}.md").read_text(encoding="utf-8").startswith("---\njupytext")]
-STUDENT_NOTEBOOKS = sorted(ROOT.glob("exercises/*/student/*.ipynb"))
+STUDENT_NOTEBOOKS = [ROOT / student_notebook(a["name"]) for a in assignments(ROOT)]
 
 
 def _repo_slug() -> str:

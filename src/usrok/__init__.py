@@ -6,4 +6,8 @@ code is copied between notebooks:
 - ``usrok.data``   -- find ``data/`` and load validated tables
 - ``usrok.charts`` -- the chart theme, the offline renderer and chart builders
 - ``usrok.quiz``   -- static self-check quizzes
+- ``usrok.exercise`` -- what a student notebook imports (its grader, the assessment matrix)
+- ``usrok.checks`` -- the small checks the exercises' tests use
+- ``usrok.assignments`` -- where each assignment's files live, its master, otter's formats
+- ``usrok.grading`` -- the batch grader (``python -m usrok.grading``), with ``usrok.sandbox``
 """

@@ -189,9 +189,7 @@ def _tidy_scripts(app, pagename, templatename, context, doctree) -> None:
 
 
 # --------------------------------------------------------------------------- exercise links
-def exercise_notebook(name: str) -> str:
-    """Repository path of an assignment's student notebook (what students download or open)."""
-    return f"exercises/{name}/student/{name}.ipynb"
+from usrok.assignments import student_notebook as exercise_notebook  # noqa: E402 (one convention)
 
 
 def binder_url(theme_options: dict, path: str) -> str:
