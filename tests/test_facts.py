@@ -66,7 +66,7 @@ def test_events_after_2012_are_marked_beyond_the_source():
               "ev-2023-08-18-camp-david"}
     assert wanted <= set(beyond["event_id"])
     assert beyond["source_url"].str.match(r"https?://").all()
-    field = next(f for f in data.resource_info("alliance_timeline")["schema"]["fields"]
+    field = next(f for f in data.resource_info("alliance_timeline")["fields"]
                  if f["name"] == "beyond_source")
     assert field["type"] == "boolean" and "2012" in field["description"]
 
