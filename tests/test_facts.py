@@ -26,8 +26,8 @@ HTML = ROOT / "_build" / "html" / "chapters"
 
 def objectives(text: str) -> list[str]:
     """The numbers k of the ordered list in the chapter's "Learning objectives" admonition."""
-    block = re.search(r"Learning objectives\n(.*?)\n(?:```|:::)\n", text, re.S).group(1)
-    return re.findall(r"^(\d+)\. ", block, re.M)
+    block = re.search(r"Learning objectives\n(.*?)\n(?:```|:::)\n", text, re.DOTALL).group(1)
+    return re.findall(r"^(\d+)\. ", block, re.MULTILINE)
 
 
 def chapter_number(path: Path) -> int:
@@ -90,14 +90,14 @@ def test_evidence_rows_carry_the_pack_address_and_date():
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_after_2012_sections_say_they_go_beyond_the_source(path):
     text = path.read_text(encoding="utf-8")
-    for heading in re.findall(r"^#{2,4} (.+)$", text, re.M):
-        if re.search(r"after 2012|\b20(1[3-9]|2\d)\b", heading, re.I):
+    for heading in re.findall(r"^#{2,4} (.+)$", text, re.MULTILINE):
+        if re.search(r"after 2012|\b20(1[3-9]|2\d)\b", heading, re.IGNORECASE):
             assert heading.endswith("(beyond the source)"), heading
 
 
 def test_each_topic_after_2012_has_its_section():
     text = {p.name[:2]: p.read_text(encoding="utf-8") for p in CHAPTERS}
-    beyond = {k: [h for h in re.findall(r"^#{2,4} (.+)$", t, re.M) if h.endswith("(beyond the source)")]
+    beyond = {k: [h for h in re.findall(r"^#{2,4} (.+)$", t, re.MULTILINE) if h.endswith("(beyond the source)")]
               for k, t in text.items()}
     assert any("conditions" in h for h in beyond["04"]) and any("Humphreys" in h for h in beyond["04"])
     assert any("troops" in h for h in beyond["04"])

@@ -331,7 +331,7 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
         key = alt.Chart(alt.Data(values=[{"period": BEFORE}, {"period": AFTER}])).mark_point(
             filled=True, size=0).encode(fill=alt.Fill(
                 "period:N", title=None, sort=[BEFORE, AFTER],
-                scale=alt.Scale(domain=[BEFORE, AFTER], range=["#444", "#ffffff"]),
+                scale=alt.Scale(domain=[BEFORE, AFTER], range=["#444", "transparent"]),
                 legend=alt.Legend(orient="top", direction="vertical", symbolType="circle",
                                   symbolStrokeColor="#444", symbolStrokeWidth=2, labelLimit=0)))
     else:
