@@ -49,6 +49,11 @@ REPO = HERE.parent                              # repository root
 CURATED = HERE / "curated"
 RAW = HERE / "raw"
 DEFAULT_SOURCE_TEXT = REPO.parent / "shared" / "source-text" / "000_57fe028d7c869dbd.txt"
+EVIDENCE_FILE = "evidence/evidence.csv"  # the evidence pack, inside data/raw/
+SOURCE_LAST_YEAR = 2012  # the source text's last year: later events are "beyond the source"
+TIMELINE_COLUMNS = ("event_id", "date", "end_date", "year", "end_year", "date_precision", "event",
+                    "category", "from_source_text", "beyond_source", "source_title", "source_url",
+                    "evidence", "related_event_ids", "note", "course_note")
 
 # ---------------------------------------------------------------------------
 # Citations used in several places
@@ -425,6 +430,38 @@ class Builder:
                 ("evidence", r["evidence"]), ("related_event_ids", r["related_event_ids"]),
                 ("note", ""), ("course_note", r["course_note"]),
             ]))
+        # Events from the evidence pack (corrections of dates and events after the source):
+        # our wording in data/curated/evidence_events.csv, source and address copied from the
+        # pack's first cited row, whose date must be the row's date.
+        evidence = {e["item_id"]: e for e in self.raw(EVIDENCE_FILE)}
+        for r in read_csv(CURATED / "evidence_events.csv"):
+            ids = r["evidence_ids"].split(";")
+            missing = [i for i in ids if i not in evidence]
+            if missing:
+                raise ValueError(f"{r['event_id']}: unknown evidence rows {missing}")
+            first = evidence[ids[0]]
+            if first["date"] != r["date"]:
+                raise ValueError(f"{r['event_id']}: date {r['date']!r} differs from evidence "
+                                 f"row {ids[0]} ({first['date']!r})")
+            y, span_end, prec = parse_when(r["date"])
+            ey = parse_when(r["end_date"])[0] if r["end_date"] else span_end
+            year = f", {first['year']}" if first["year"] else ""
+            rows.append(OrderedDict([
+                ("event_id", r["event_id"]), ("date", r["date"]), ("end_date", r["end_date"]),
+                ("year", y), ("end_year", ey), ("date_precision", prec),
+                ("event", r["event"]), ("category", r["category"]),
+                ("from_source_text", False),
+                ("source_title", f"{first['source_title']} ({first['publisher']}{year})"),
+                ("source_url", first["address"]),
+                ("evidence", ""), ("related_event_ids", r["related_event_ids"]),
+                ("note", "Evidence pack row" + ("s " if len(ids) > 1 else " ") + ", ".join(ids)
+                 + ": " + "; ".join(evidence[i]["claim"] for i in ids)),
+                ("course_note", r["course_note"]),
+            ]))
+        # Rule: the source text ends in 2012; an event that begins after it is beyond it.
+        for r in rows:
+            r["beyond_source"] = r["year"] > SOURCE_LAST_YEAR
+        rows = [OrderedDict((k, r[k]) for k in TIMELINE_COLUMNS) for r in rows]
         ids = [r["event_id"] for r in rows]
         dup = [k for k, v in Counter(ids).items() if v > 1]
         if dup:
@@ -448,14 +485,27 @@ class Builder:
         cats = ["treaty", "forces", "politics", "crisis", "summit", "economy", "doctrine"]
         assert {r["category"] for r in rows} <= set(cats), {r["category"] for r in rows}
         n_st = sum(r["from_source_text"] for r in rows)
+        n_tl = sum(r["event_id"].startswith("tl-") for r in rows)
+        n_ev = len(rows) - n_st - n_tl
+        n_beyond = sum(r["beyond_source"] for r in rows)
         years = [r["year"] for r in rows]
         self.add("alliance_timeline", rows, {
             "title": f"Timeline of the US–ROK alliance, {min(years)}–{max(years)}",
             "description": (
                 f"Every dated event in the source text ({n_st} rows, from_source_text=true, "
-                "paraphrased, with a short verbatim 'evidence' phrase) plus every row of the "
-                f"compiled alliance_timeline.csv ({len(rows) - n_st} rows, from_source_text=false, "
-                "unchanged apart from the added columns). The two kinds of rows overlap on "
+                "paraphrased, with a short verbatim 'evidence' phrase), every row of the "
+                f"compiled alliance_timeline.csv ({n_tl} rows, event_id 'tl-...', "
+                "unchanged apart from the added columns), and events from the course's evidence "
+                f"pack ({n_ev} rows, event_id 'ev-...', worded by us in "
+                "data/curated/evidence_events.csv; source_title and source_url are copied from "
+                "the first evidence row cited in 'note', whose date the row must carry): dates "
+                "that correct or complete the text (Chun's coup began on 12 Dec 1979; Lee "
+                "Myung-bak was elected on 19 Dec 2007, not in January 2008 as the text says; "
+                "the Nixon cut was negotiated in 1970; Carter's plan concerned ground combat "
+                f"forces) and {n_beyond} events after {SOURCE_LAST_YEAR}, beyond the source "
+                "(beyond_source=true: OPCON made conditions-based, THAAD, Camp Humphreys, the "
+                "cost-sharing agreements, the Washington Declaration, Camp David). The kinds of "
+                "rows overlap on "
                 "purpose; related_event_ids links rows about the same event. Disagreements are "
                 "kept, never averaged: the Mutual Defense Treaty's entry into force is 17 vs 18 "
                 "Nov 1954 in two sources (both rows kept); the OPCON agreement (23 vs 24 Feb "
@@ -473,8 +523,10 @@ class Builder:
                 "event (for a decade phrase: early = years 0–3, mid = 4–6, late = 7–9 of the "
                 "decade, whole decade = 0–9; end_year empty for a single point in time)."),
             "coverage": f"{min(years)}–{max(years)}; {len(rows)} events ({n_st} from the source "
-                        f"text, {len(rows) - n_st} from the compiled timeline)",
+                        f"text, {n_tl} from the compiled timeline, {n_ev} from the evidence pack; "
+                        f"{n_beyond} after {SOURCE_LAST_YEAR})",
             "sources": [BOOK_SOURCE, raw_source("alliance_timeline.csv"),
+                        raw_source(EVIDENCE_FILE),
                         {"title": "Per-row sources: see the source_title and source_url columns",
                          "path": "alliance_timeline.csv"}],
             "licenses": [BOOK_LICENSE, COMPILED_LICENSE],
@@ -482,8 +534,9 @@ class Builder:
                 "fields": [
                     F("event_id", "string", "Stable identifier: 'st-...' for events from the "
                       "source text (hand-assigned), 'tl-<date>' for rows of the compiled "
-                      "timeline (suffix -1, -2 where rows share a date, in file order).", True,
-                      pattern=r"^(st|tl)-[a-z0-9-]+$"),
+                      "timeline (suffix -1, -2 where rows share a date, in file order), "
+                      "'ev-<date>-...' for events from the evidence pack (hand-assigned).", True,
+                      pattern=r"^(st|tl|ev)-[a-z0-9-]+$"),
                     F("date", "string", "Start date as precise as known: YYYY, YYYY-MM, "
                       "YYYY-MM-DD, or a decade phrase ('late 1960s', 'mid-1990s', '1970s'). "
                       "Kept as text because many dates are imprecise.", True,
@@ -502,13 +555,18 @@ class Builder:
                     F("category", "string", "Kind of event.", True, enum=cats),
                     F("from_source_text", "boolean", "true if the event is dated in the source "
                       "text (Snyder 2012 introduction).", True),
+                    F("beyond_source", "boolean", "true if the event begins after "
+                      f"{SOURCE_LAST_YEAR}, the last year the source text covers: the course "
+                      "teaches it in sections headed '(beyond the source)' and draws it in its "
+                      "own style on the timeline.", True),
                     F("source_title", "string", "Where the row comes from.", True),
                     F("source_url", "string", "Web address of the source (empty for the book)."),
                     F("evidence", "string", "Source-text rows: a short verbatim phrase from the "
                       "text that dates the event (for checking; attributed quotation)."),
                     F("related_event_ids", "string", "Other rows about the same event, "
                       "';'-separated event_ids."),
-                    F("note", "string", "Note carried over from the compiled timeline."),
+                    F("note", "string", "Note carried over from the compiled timeline; for "
+                      "'ev-' rows, the evidence pack rows the event rests on and their claims."),
                     F("course_note", "string", "Our note: disagreements between sources and "
                       "how they are handled."),
                 ],
@@ -1370,8 +1428,8 @@ class Builder:
             "title": "Five principles of a comprehensive US–ROK alliance",
             "description": (
                 "The five characteristics ('principles') of a comprehensive alliance listed, "
-                "numbered 1–5, in the source text's section 'Establishing a Mutually Beneficial "
-                "Rationale for a US-ROK Comprehensive Security Alliance'. Labels and summaries "
+                "numbered 1–5, in the source text's section on a mutually beneficial rationale "
+                "for a comprehensive alliance. Labels and summaries "
                 "are our own words; evidence is a short verbatim phrase. The text gives no "
                 "scores or rankings of the principles."),
             "coverage": "5 principles",
