@@ -1484,6 +1484,128 @@ class Builder:
         })
 
     # ======================================================================
+    # Evidence for the nine areas of cooperation (the briefs of chapter 8.1).
+    # Topic prefix -> area_id of alliance_areas (A0 is framing: no area).
+    EVIDENCE_AREAS = {"A0": None, "A1": "maritime", "A2": "counterterrorism",
+                      "A3": "nonproliferation", "A4": "space", "A5": "pandemics",
+                      "A6": "climate", "A7": "peacekeeping", "A8": "stabilization", "A9": "oda"}
+    # Rows named in the evidence pack README's "Conflicts between sources", with its note
+    # shortened to what concerns the row. Rule: every row a conflict names carries it.
+    EVIDENCE_CONFLICTS = {
+        "A1-02": "Tonnage: 4,500 t here; a 2019 source gives 4,400 t for the same destroyer.",
+        "A1-05": "Sources differ on whether this ship made Korea the third or the fifth Aegis country.",
+        "A2-01": "Dong-A's English text swaps the unit types; the Korean version and Hemmings have "
+                 "Dongui as the medical unit (from Feb 2002) and Dasan as the engineers (from Feb 2003).",
+        "A2-02": "Dong-A's English text swaps the unit types (see A2-01).",
+        "A3-01": "One source says the replacement agreement was 'signed' on 22 Apr 2015; MOFA and CRS "
+                 "say it was initialed on 22 Apr and signed on 15 Jun 2015.",
+        "A3-03": "The BBC gives about $20bn; a Reuters copy gives $40bn, and later cost estimates "
+                 "were $36-40bn.",
+        "A5-02": "5.3 million birds culled in 2003-04 here; in 2008 a target of 5.32 million was "
+                 "called the largest cull (A5-03).",
+        "A5-03": "Called the largest cull although the 2003-04 outbreak culled about as many (A5-02).",
+        "A5-04": "WHO WPRO: 186 cases, 36 deaths (final); WHO EURO: 184 and 33 (3 Jul 2015); a "
+                 "journal abstract: 38 deaths.",
+        "A8-01": "Dong-A: 2,800 arrived on 22 Sep 2004 and 800 more were due in Nov; AP: 3,600 were "
+                 "sent in Sep 2004 (A8-03).",
+        "A8-02": "See A8-01: the 800 are part of the 3,600 that AP puts in the first contingent.",
+        "A8-03": "Conflicts with A8-01/A8-02 (2,800 in Sep 2004, then 800 more).",
+        "A8-05": "The plan: 320 troops, about 100 civilians, 40 police; JoongAng (Jul 2010) expected "
+                 "289 in all, 232 of them soldiers, after staged arrivals.",
+    }
+
+    def build_area_evidence(self):
+        """Cited facts per area: the evidence pack's A rows plus the course's own finds."""
+        pack = self.raw("evidence/evidence.csv")
+        extra = read_csv(CURATED / "area_evidence_extra.csv")
+        area_ids = {r["area_id"] for r in self.tables["alliance_areas"]}
+        rows = []
+        for origin, src in (("evidence pack", pack), ("course search", extra)):
+            for r in src:
+                prefix = r["topic"][:2]
+                if not r["topic"].startswith("A") or prefix not in self.EVIDENCE_AREAS:
+                    continue  # B (after 2012), C (dates), D (reading) serve other pages
+                area = self.EVIDENCE_AREAS[prefix]
+                assert area is None or area in area_ids, area
+                year = int(re.match(r"\d{4}", r["date"]).group(0))
+                words = len(r["excerpt"].split())
+                if words > 40:
+                    raise ValueError(f"area_evidence {r['item_id']}: excerpt has {words} words (max 40)")
+                if not r["address"].startswith(("http://", "https://")):
+                    raise ValueError(f"area_evidence {r['item_id']}: address is not a web address")
+                rows.append(OrderedDict([
+                    ("evidence_id", r["item_id"]), ("area_id", area), ("claim", r["claim"]),
+                    ("date", r["date"]), ("year", year), ("beyond_source", year > 2012),
+                    ("value", r["value"] or None), ("unit", r["unit"] or None),
+                    ("source_title", r["source_title"]), ("publisher", r["publisher"]),
+                    ("source_year", to_int(r["year"])), ("address", r["address"]),
+                    ("excerpt", r["excerpt"]), ("origin", origin),
+                    ("conflict_note", self.EVIDENCE_CONFLICTS.get(r["item_id"])),
+                ]))
+        unknown = set(self.EVIDENCE_CONFLICTS) - {r["evidence_id"] for r in rows}
+        assert not unknown, unknown
+        rows.sort(key=lambda r: (r["area_id"] or "", r["evidence_id"]))
+        n_extra = sum(r["origin"] == "course search" for r in rows)
+        self.add("area_evidence", rows, {
+            "title": "Cited facts for the nine areas of cooperation",
+            "description": (
+                "One fact per row for the evidence briefs of chapter 8.1: the rows of the course's "
+                "evidence pack whose topic is A0-A9 (framing and the nine areas; topics B, C and D "
+                f"serve other pages), plus {n_extra} rows the course found itself in public documents "
+                "(data/curated/area_evidence_extra.csv, ids starting 'S-'), mostly on what the United "
+                "States brought to each area. Each row keeps the source's title, publisher, year, web "
+                "address and an exact excerpt of at most 40 words that states the fact; 'claim' is our "
+                "paraphrase. area_id maps the topic prefix (A1 maritime ... A9 oda; A0 framing has "
+                "none). year is the first year in 'date'; beyond_source marks facts after 2012, the "
+                "end of the source text. conflict_note carries, for every row that the evidence pack's "
+                "README lists under 'Conflicts between sources', what the other sources say: the "
+                "disagreement is kept, not resolved. 'value' is kept as text because some values are "
+                "compound (e.g. cases; deaths)."),
+            "coverage": f"{len(rows)} facts, {min(r['year'] for r in rows)}–{max(r['year'] for r in rows)}",
+            "sources": [
+                {"title": "Course evidence pack (evidence.csv): cited facts with address and excerpt",
+                 "path": "shared/data-sources/evidence/evidence.csv",
+                 "citation": "Compiled for the course from public web pages read one by one; see "
+                             "evidence/README.md for gaps and conflicts."},
+                {"title": "Course finds (public documents found with the course's search tool)",
+                 "path": "data/curated/area_evidence_extra.csv"},
+                {"title": "Per-row sources: see source_title, publisher and address",
+                 "path": "area_evidence.csv"}],
+            "licenses": [COMPILED_LICENSE],
+            "schema": {
+                "fields": [
+                    F("evidence_id", "string", "Id in the evidence pack (A1-02 ...) or of a course "
+                      "find (S-A1-01 ...).", True, pattern=r"^(S-)?A\d-\d{2}$"),
+                    F("area_id", "string", "Area of cooperation (alliance_areas.area_id); empty for "
+                      "framing facts.", enum=sorted(area_ids)),
+                    F("claim", "string", "The fact, in our words.", True),
+                    F("date", "string", "When it happened, as precise as the source allows "
+                      "(YYYY, YYYY-MM, YYYY-MM-DD; 'a/b' is a span, 'a; b' two dates).", True),
+                    F("year", "integer", "First year in date (derived).", True,
+                      minimum=1950, maximum=2030),
+                    F("beyond_source", "boolean", "true if year is after 2012, the end of the "
+                      "source text (derived).", True),
+                    F("value", "string", "The number the fact turns on, as given (text)."),
+                    F("unit", "string", "What value counts."),
+                    F("source_title", "string", "Title of the source (or a description where the "
+                      "title was not shown).", True),
+                    F("publisher", "string", "Publisher, with mirrors and copies marked.", True),
+                    F("source_year", "integer", "Year the source was published; empty if not shown.",
+                      minimum=1950, maximum=2030),
+                    F("address", "string", "Web address of the source.", True,
+                      pattern=r"^https?://\S+$"),
+                    F("excerpt", "string", "Exact excerpt (at most 40 words) stating the fact.", True),
+                    F("origin", "string", "Where the row comes from.", True,
+                      enum=["course search", "evidence pack"]),
+                    F("conflict_note", "string", "What other sources say, where they disagree."),
+                ],
+                "primaryKey": ["evidence_id"],
+                "foreignKeys": [{"fields": ["area_id"],
+                                 "reference": {"resource": "alliance_areas", "fields": ["area_id"]}}],
+            },
+        })
+
+    # ======================================================================
     def run(self):
         self.out.mkdir(parents=True, exist_ok=True)
         self.build_troops()
@@ -1499,6 +1621,7 @@ class Builder:
         self.build_areas()
         self.build_principles()
         self.build_implications()
+        self.build_area_evidence()
         self.build_geojson()
         for name, rows in self.tables.items():
             written = self.write_csv(self.out / f"{name}.csv", rows)

@@ -39,7 +39,7 @@ needs_text = pytest.mark.skipif(
 EXPECTED = ["us_troops_by_host", "usfk_troops_rebuild", "easi_stages", "gpr_realignment",
             "alliance_timeline", "rok_oda", "rok_oda_targets", "rok_deployments",
             "us_rok_exercises", "us_sites", "alliance_areas", "principles", "implications",
-            "korean_peninsula_50m"]
+            "korean_peninsula_50m", "area_evidence"]
 
 
 def descriptor() -> dict:
