@@ -204,19 +204,19 @@ def most_disputed(scores, summary=None, top: int = 10):
     ranked = summary[summary["n"] >= 2].assign(range=lambda d: d["max"] - d["min"])
     ranked = ranked.sort_values(["sd", "range", "area_no", "principle_no"],
                                 ascending=[False, False, True, True]).head(top)
+    def example(cell, score):
+        texts = [t for t in cell.loc[cell["score"] == score, "justification"] if t]
+        return texts[0] if texts else ""
+
     rows = []
     for r in ranked.to_dict("records"):
         cell = scores[(scores["area_no"] == r["area_no"]) & (scores["principle_no"] == r["principle_no"])]
-
-        def example(score):
-            texts = [t for t in cell.loc[cell["score"] == score, "justification"] if t]
-            return texts[0] if texts else ""
         rows.append({"area": r["area"], "principle": r["principle"], "n": r["n"],
                      "mean": round(r["mean"], 2), "sd": round(r["sd"], 2),
                      "lowest": int(r["min"]), "highest": int(r["max"]),
                      "scores -1/0/1/2/3": "/".join(str(r[f"n_{s}"]) for s in SCALE),
-                     "a reason for the lowest": example(int(r["min"])),
-                     "a reason for the highest": example(int(r["max"]))})
+                     "a reason for the lowest": example(cell, int(r["min"])),
+                     "a reason for the highest": example(cell, int(r["max"]))})
     import pandas as pd
 
     return pd.DataFrame(rows)
