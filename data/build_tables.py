@@ -49,6 +49,11 @@ REPO = HERE.parent                              # repository root
 CURATED = HERE / "curated"
 RAW = HERE / "raw"
 DEFAULT_SOURCE_TEXT = REPO.parent / "shared" / "source-text" / "000_57fe028d7c869dbd.txt"
+EVIDENCE_FILE = "evidence/evidence.csv"  # the evidence pack, inside data/raw/
+SOURCE_LAST_YEAR = 2012  # the source text's last year: later events are "beyond the source"
+TIMELINE_COLUMNS = ("event_id", "date", "end_date", "year", "end_year", "date_precision", "event",
+                    "category", "from_source_text", "beyond_source", "source_title", "source_url",
+                    "evidence", "related_event_ids", "note", "course_note")
 
 # ---------------------------------------------------------------------------
 # Citations used in several places
@@ -425,6 +430,38 @@ class Builder:
                 ("evidence", r["evidence"]), ("related_event_ids", r["related_event_ids"]),
                 ("note", ""), ("course_note", r["course_note"]),
             ]))
+        # Events from the evidence pack (corrections of dates and events after the source):
+        # our wording in data/curated/evidence_events.csv, source and address copied from the
+        # pack's first cited row, whose date must be the row's date.
+        evidence = {e["item_id"]: e for e in self.raw(EVIDENCE_FILE)}
+        for r in read_csv(CURATED / "evidence_events.csv"):
+            ids = r["evidence_ids"].split(";")
+            missing = [i for i in ids if i not in evidence]
+            if missing:
+                raise ValueError(f"{r['event_id']}: unknown evidence rows {missing}")
+            first = evidence[ids[0]]
+            if first["date"] != r["date"]:
+                raise ValueError(f"{r['event_id']}: date {r['date']!r} differs from evidence "
+                                 f"row {ids[0]} ({first['date']!r})")
+            y, span_end, prec = parse_when(r["date"])
+            ey = parse_when(r["end_date"])[0] if r["end_date"] else span_end
+            year = f", {first['year']}" if first["year"] else ""
+            rows.append(OrderedDict([
+                ("event_id", r["event_id"]), ("date", r["date"]), ("end_date", r["end_date"]),
+                ("year", y), ("end_year", ey), ("date_precision", prec),
+                ("event", r["event"]), ("category", r["category"]),
+                ("from_source_text", False),
+                ("source_title", f"{first['source_title']} ({first['publisher']}{year})"),
+                ("source_url", first["address"]),
+                ("evidence", ""), ("related_event_ids", r["related_event_ids"]),
+                ("note", "Evidence pack row" + ("s " if len(ids) > 1 else " ") + ", ".join(ids)
+                 + ": " + "; ".join(evidence[i]["claim"] for i in ids)),
+                ("course_note", r["course_note"]),
+            ]))
+        # Rule: the source text ends in 2012; an event that begins after it is beyond it.
+        for r in rows:
+            r["beyond_source"] = r["year"] > SOURCE_LAST_YEAR
+        rows = [OrderedDict((k, r[k]) for k in TIMELINE_COLUMNS) for r in rows]
         ids = [r["event_id"] for r in rows]
         dup = [k for k, v in Counter(ids).items() if v > 1]
         if dup:
@@ -448,14 +485,27 @@ class Builder:
         cats = ["treaty", "forces", "politics", "crisis", "summit", "economy", "doctrine"]
         assert {r["category"] for r in rows} <= set(cats), {r["category"] for r in rows}
         n_st = sum(r["from_source_text"] for r in rows)
+        n_tl = sum(r["event_id"].startswith("tl-") for r in rows)
+        n_ev = len(rows) - n_st - n_tl
+        n_beyond = sum(r["beyond_source"] for r in rows)
         years = [r["year"] for r in rows]
         self.add("alliance_timeline", rows, {
             "title": f"Timeline of the US–ROK alliance, {min(years)}–{max(years)}",
             "description": (
                 f"Every dated event in the source text ({n_st} rows, from_source_text=true, "
-                "paraphrased, with a short verbatim 'evidence' phrase) plus every row of the "
-                f"compiled alliance_timeline.csv ({len(rows) - n_st} rows, from_source_text=false, "
-                "unchanged apart from the added columns). The two kinds of rows overlap on "
+                "paraphrased, with a short verbatim 'evidence' phrase), every row of the "
+                f"compiled alliance_timeline.csv ({n_tl} rows, event_id 'tl-...', "
+                "unchanged apart from the added columns), and events from the course's evidence "
+                f"pack ({n_ev} rows, event_id 'ev-...', worded by us in "
+                "data/curated/evidence_events.csv; source_title and source_url are copied from "
+                "the first evidence row cited in 'note', whose date the row must carry): dates "
+                "that correct or complete the text (Chun's coup began on 12 Dec 1979; Lee "
+                "Myung-bak was elected on 19 Dec 2007, not in January 2008 as the text says; "
+                "the Nixon cut was negotiated in 1970; Carter's plan concerned ground combat "
+                f"forces) and {n_beyond} events after {SOURCE_LAST_YEAR}, beyond the source "
+                "(beyond_source=true: OPCON made conditions-based, THAAD, Camp Humphreys, the "
+                "cost-sharing agreements, the Washington Declaration, Camp David). The kinds of "
+                "rows overlap on "
                 "purpose; related_event_ids links rows about the same event. Disagreements are "
                 "kept, never averaged: the Mutual Defense Treaty's entry into force is 17 vs 18 "
                 "Nov 1954 in two sources (both rows kept); the OPCON agreement (23 vs 24 Feb "
@@ -473,8 +523,10 @@ class Builder:
                 "event (for a decade phrase: early = years 0–3, mid = 4–6, late = 7–9 of the "
                 "decade, whole decade = 0–9; end_year empty for a single point in time)."),
             "coverage": f"{min(years)}–{max(years)}; {len(rows)} events ({n_st} from the source "
-                        f"text, {len(rows) - n_st} from the compiled timeline)",
+                        f"text, {n_tl} from the compiled timeline, {n_ev} from the evidence pack; "
+                        f"{n_beyond} after {SOURCE_LAST_YEAR})",
             "sources": [BOOK_SOURCE, raw_source("alliance_timeline.csv"),
+                        raw_source(EVIDENCE_FILE),
                         {"title": "Per-row sources: see the source_title and source_url columns",
                          "path": "alliance_timeline.csv"}],
             "licenses": [BOOK_LICENSE, COMPILED_LICENSE],
@@ -482,8 +534,9 @@ class Builder:
                 "fields": [
                     F("event_id", "string", "Stable identifier: 'st-...' for events from the "
                       "source text (hand-assigned), 'tl-<date>' for rows of the compiled "
-                      "timeline (suffix -1, -2 where rows share a date, in file order).", True,
-                      pattern=r"^(st|tl)-[a-z0-9-]+$"),
+                      "timeline (suffix -1, -2 where rows share a date, in file order), "
+                      "'ev-<date>-...' for events from the evidence pack (hand-assigned).", True,
+                      pattern=r"^(st|tl|ev)-[a-z0-9-]+$"),
                     F("date", "string", "Start date as precise as known: YYYY, YYYY-MM, "
                       "YYYY-MM-DD, or a decade phrase ('late 1960s', 'mid-1990s', '1970s'). "
                       "Kept as text because many dates are imprecise.", True,
@@ -502,13 +555,18 @@ class Builder:
                     F("category", "string", "Kind of event.", True, enum=cats),
                     F("from_source_text", "boolean", "true if the event is dated in the source "
                       "text (Snyder 2012 introduction).", True),
+                    F("beyond_source", "boolean", "true if the event begins after "
+                      f"{SOURCE_LAST_YEAR}, the last year the source text covers: the course "
+                      "teaches it in sections headed '(beyond the source)' and draws it in its "
+                      "own style on the timeline.", True),
                     F("source_title", "string", "Where the row comes from.", True),
                     F("source_url", "string", "Web address of the source (empty for the book)."),
                     F("evidence", "string", "Source-text rows: a short verbatim phrase from the "
                       "text that dates the event (for checking; attributed quotation)."),
                     F("related_event_ids", "string", "Other rows about the same event, "
                       "';'-separated event_ids."),
-                    F("note", "string", "Note carried over from the compiled timeline."),
+                    F("note", "string", "Note carried over from the compiled timeline; for "
+                      "'ev-' rows, the evidence pack rows the event rests on and their claims."),
                     F("course_note", "string", "Our note: disagreements between sources and "
                       "how they are handled."),
                 ],
@@ -1370,8 +1428,8 @@ class Builder:
             "title": "Five principles of a comprehensive US–ROK alliance",
             "description": (
                 "The five characteristics ('principles') of a comprehensive alliance listed, "
-                "numbered 1–5, in the source text's section 'Establishing a Mutually Beneficial "
-                "Rationale for a US-ROK Comprehensive Security Alliance'. Labels and summaries "
+                "numbered 1–5, in the source text's section on a mutually beneficial rationale "
+                "for a comprehensive alliance. Labels and summaries "
                 "are our own words; evidence is a short verbatim phrase. The text gives no "
                 "scores or rankings of the principles."),
             "coverage": "5 principles",
@@ -1426,6 +1484,128 @@ class Builder:
         })
 
     # ======================================================================
+    # Evidence for the nine areas of cooperation (the briefs of chapter 8.1).
+    # Topic prefix -> area_id of alliance_areas (A0 is framing: no area).
+    EVIDENCE_AREAS = {"A0": None, "A1": "maritime", "A2": "counterterrorism",
+                      "A3": "nonproliferation", "A4": "space", "A5": "pandemics",
+                      "A6": "climate", "A7": "peacekeeping", "A8": "stabilization", "A9": "oda"}
+    # Rows named in the evidence pack README's "Conflicts between sources", with its note
+    # shortened to what concerns the row. Rule: every row a conflict names carries it.
+    EVIDENCE_CONFLICTS = {
+        "A1-02": "Tonnage: 4,500 t here; a 2019 source gives 4,400 t for the same destroyer.",
+        "A1-05": "Sources differ on whether this ship made Korea the third or the fifth Aegis country.",
+        "A2-01": "Dong-A's English text swaps the unit types; the Korean version and Hemmings have "
+                 "Dongui as the medical unit (from Feb 2002) and Dasan as the engineers (from Feb 2003).",
+        "A2-02": "Dong-A's English text swaps the unit types (see A2-01).",
+        "A3-01": "One source says the replacement agreement was 'signed' on 22 Apr 2015; MOFA and CRS "
+                 "say it was initialed on 22 Apr and signed on 15 Jun 2015.",
+        "A3-03": "The BBC gives about $20bn; a Reuters copy gives $40bn, and later cost estimates "
+                 "were $36-40bn.",
+        "A5-02": "5.3 million birds culled in 2003-04 here; in 2008 a target of 5.32 million was "
+                 "called the largest cull (A5-03).",
+        "A5-03": "Called the largest cull although the 2003-04 outbreak culled about as many (A5-02).",
+        "A5-04": "WHO WPRO: 186 cases, 36 deaths (final); WHO EURO: 184 and 33 (3 Jul 2015); a "
+                 "journal abstract: 38 deaths.",
+        "A8-01": "Dong-A: 2,800 arrived on 22 Sep 2004 and 800 more were due in Nov; AP: 3,600 were "
+                 "sent in Sep 2004 (A8-03).",
+        "A8-02": "See A8-01: the 800 are part of the 3,600 that AP puts in the first contingent.",
+        "A8-03": "Conflicts with A8-01/A8-02 (2,800 in Sep 2004, then 800 more).",
+        "A8-05": "The plan: 320 troops, about 100 civilians, 40 police; JoongAng (Jul 2010) expected "
+                 "289 in all, 232 of them soldiers, after staged arrivals.",
+    }
+
+    def build_area_evidence(self):
+        """Cited facts per area: the evidence pack's A rows plus the course's own finds."""
+        pack = self.raw("evidence/evidence.csv")
+        extra = read_csv(CURATED / "area_evidence_extra.csv")
+        area_ids = {r["area_id"] for r in self.tables["alliance_areas"]}
+        rows = []
+        for origin, src in (("evidence pack", pack), ("course search", extra)):
+            for r in src:
+                prefix = r["topic"][:2]
+                if not r["topic"].startswith("A") or prefix not in self.EVIDENCE_AREAS:
+                    continue  # B (after 2012), C (dates), D (reading) serve other pages
+                area = self.EVIDENCE_AREAS[prefix]
+                assert area is None or area in area_ids, area
+                year = int(re.match(r"\d{4}", r["date"]).group(0))
+                words = len(r["excerpt"].split())
+                if words > 40:
+                    raise ValueError(f"area_evidence {r['item_id']}: excerpt has {words} words (max 40)")
+                if not r["address"].startswith(("http://", "https://")):
+                    raise ValueError(f"area_evidence {r['item_id']}: address is not a web address")
+                rows.append(OrderedDict([
+                    ("evidence_id", r["item_id"]), ("area_id", area), ("claim", r["claim"]),
+                    ("date", r["date"]), ("year", year), ("beyond_source", year > 2012),
+                    ("value", r["value"] or None), ("unit", r["unit"] or None),
+                    ("source_title", r["source_title"]), ("publisher", r["publisher"]),
+                    ("source_year", to_int(r["year"])), ("address", r["address"]),
+                    ("excerpt", r["excerpt"]), ("origin", origin),
+                    ("conflict_note", self.EVIDENCE_CONFLICTS.get(r["item_id"])),
+                ]))
+        unknown = set(self.EVIDENCE_CONFLICTS) - {r["evidence_id"] for r in rows}
+        assert not unknown, unknown
+        rows.sort(key=lambda r: (r["area_id"] or "", r["evidence_id"]))
+        n_extra = sum(r["origin"] == "course search" for r in rows)
+        self.add("area_evidence", rows, {
+            "title": "Cited facts for the nine areas of cooperation",
+            "description": (
+                "One fact per row for the evidence briefs of chapter 8.1: the rows of the course's "
+                "evidence pack whose topic is A0-A9 (framing and the nine areas; topics B, C and D "
+                f"serve other pages), plus {n_extra} rows the course found itself in public documents "
+                "(data/curated/area_evidence_extra.csv, ids starting 'S-'), mostly on what the United "
+                "States brought to each area. Each row keeps the source's title, publisher, year, web "
+                "address and an exact excerpt of at most 40 words that states the fact; 'claim' is our "
+                "paraphrase. area_id maps the topic prefix (A1 maritime ... A9 oda; A0 framing has "
+                "none). year is the first year in 'date'; beyond_source marks facts after 2012, the "
+                "end of the source text. conflict_note carries, for every row that the evidence pack's "
+                "README lists under 'Conflicts between sources', what the other sources say: the "
+                "disagreement is kept, not resolved. 'value' is kept as text because some values are "
+                "compound (e.g. cases; deaths)."),
+            "coverage": f"{len(rows)} facts, {min(r['year'] for r in rows)}–{max(r['year'] for r in rows)}",
+            "sources": [
+                {"title": "Course evidence pack (evidence.csv): cited facts with address and excerpt",
+                 "path": "shared/data-sources/evidence/evidence.csv",
+                 "citation": "Compiled for the course from public web pages read one by one; see "
+                             "evidence/README.md for gaps and conflicts."},
+                {"title": "Course finds (public documents found with the course's search tool)",
+                 "path": "data/curated/area_evidence_extra.csv"},
+                {"title": "Per-row sources: see source_title, publisher and address",
+                 "path": "area_evidence.csv"}],
+            "licenses": [COMPILED_LICENSE],
+            "schema": {
+                "fields": [
+                    F("evidence_id", "string", "Id in the evidence pack (A1-02 ...) or of a course "
+                      "find (S-A1-01 ...).", True, pattern=r"^(S-)?A\d-\d{2}$"),
+                    F("area_id", "string", "Area of cooperation (alliance_areas.area_id); empty for "
+                      "framing facts.", enum=sorted(area_ids)),
+                    F("claim", "string", "The fact, in our words.", True),
+                    F("date", "string", "When it happened, as precise as the source allows "
+                      "(YYYY, YYYY-MM, YYYY-MM-DD; 'a/b' is a span, 'a; b' two dates).", True),
+                    F("year", "integer", "First year in date (derived).", True,
+                      minimum=1950, maximum=2030),
+                    F("beyond_source", "boolean", "true if year is after 2012, the end of the "
+                      "source text (derived).", True),
+                    F("value", "string", "The number the fact turns on, as given (text)."),
+                    F("unit", "string", "What value counts."),
+                    F("source_title", "string", "Title of the source (or a description where the "
+                      "title was not shown).", True),
+                    F("publisher", "string", "Publisher, with mirrors and copies marked.", True),
+                    F("source_year", "integer", "Year the source was published; empty if not shown.",
+                      minimum=1950, maximum=2030),
+                    F("address", "string", "Web address of the source.", True,
+                      pattern=r"^https?://\S+$"),
+                    F("excerpt", "string", "Exact excerpt (at most 40 words) stating the fact.", True),
+                    F("origin", "string", "Where the row comes from.", True,
+                      enum=["course search", "evidence pack"]),
+                    F("conflict_note", "string", "What other sources say, where they disagree."),
+                ],
+                "primaryKey": ["evidence_id"],
+                "foreignKeys": [{"fields": ["area_id"],
+                                 "reference": {"resource": "alliance_areas", "fields": ["area_id"]}}],
+            },
+        })
+
+    # ======================================================================
     def run(self):
         self.out.mkdir(parents=True, exist_ok=True)
         self.build_troops()
@@ -1441,6 +1621,7 @@ class Builder:
         self.build_areas()
         self.build_principles()
         self.build_implications()
+        self.build_area_evidence()
         self.build_geojson()
         for name, rows in self.tables.items():
             written = self.write_csv(self.out / f"{name}.csv", rows)

@@ -240,6 +240,9 @@ _FONTAWESOME_JS = re.compile(r'\s*<script defer src="[^"]*_static/scripts/fontaw
 # docutils marks the bibliography as role="list" but its entries as doc-biblioentry, which
 # ARIA does not allow inside a list (axe: aria-required-children, critical).
 _CITATION_LIST = '<div role="list" class="citation-list">'
+# pydata-sphinx-theme's sidebar toggle for a chapter with sections is a <summary> holding only
+# an icon (axe: summary-name, serious); it gets the chapter's name as its accessible name.
+_TOC_TOGGLE = re.compile(r'(>([^<>]+)</a><details(?: open="open")?>)<summary>(<span class="toctree-toggle")')
 _DOWNLOAD_BUTTON = re.compile(
     r'<a href="([^"]+)" target="_blank"(\s+class="btn btn-sm btn-download-(?:notebook|source)-button)')
 
@@ -264,6 +267,7 @@ def _fix_written_pages(app, exception) -> None:
       opening JSON as text in a new tab.
     - The duplicate Font Awesome script is dropped (see ``_FONTAWESOME_JS``).
     - The bibliography's invalid list role is removed (see ``_CITATION_LIST``).
+    - The sidebar's section toggles get an accessible name (see ``_TOC_TOGGLE``).
     - Pages other than search.html do not load the search index (see
       ``_INLINE_SEARCH_SCRIPTS``) unless search-as-you-type is switched on.
 
@@ -279,6 +283,7 @@ def _fix_written_pages(app, exception) -> None:
         text = page.read_text(encoding="utf-8")
         fixed = _FONTAWESOME_JS.sub("", _DOWNLOAD_BUTTON.sub(r'<a href="\1" download\2', text))
         fixed = fixed.replace(_CITATION_LIST, '<div class="citation-list">')
+        fixed = _TOC_TOGGLE.sub(r'\1<summary aria-label="Sections of \2">\3', fixed)
         if not as_you_type and page.name != "search.html":
             fixed = _INLINE_SEARCH_SCRIPTS.sub("", fixed)
         if fixed != text:
