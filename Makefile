@@ -51,20 +51,18 @@ lint: $(VENV)/.test-env
 assignments: $(VENV)/.book-env
 	$(BIN)/python exercises/build_assignments.py
 
-# Build the book into _build/html (open _build/html/index.html). Sphinx is not started when
-# no file the book is built from (everything in git, or new and not ignored, except tests/
-# and bench/) nor the environment changed since the last successful build. Outside a git
-# checkout it always runs.
+# Build the book into _build/html (open _build/html/index.html). Sphinx is not started when no
+# file the book is built from changed since the last successful build: usrok.inputs keeps the
+# list (every file in git, or new and not ignored, except tests/, bench/ and .ci/) and compares
+# digests. Outside a git checkout it always builds. Inside the build, usrok.inputs also re-runs
+# exactly the pages whose code reads a changed file.
 BUILT := _build/html/.usrok-built
-BOOK_INPUTS := git ls-files -co --exclude-standard -- . ':!tests' ':!bench' ':!.ci'
-FIRST_INPUT_NEWER_THAN_BUILD = { $(BOOK_INPUTS); echo $(VENV)/.book-env; } \
-	| xargs -d '\n' sh -c 'find "$$@" -newer $(BUILT) 2>/dev/null' find | head -1
 book: $(VENV)/.book-env assignments
-	@if [ -f $(BUILT) ] && git rev-parse --git-dir >/dev/null 2>&1 \
-	    && [ -z "$$($(FIRST_INPUT_NEWER_THAN_BUILD))" ]; then \
+	@if [ -f $(BUILT) ] && changed=$$($(BIN)/python -m usrok.inputs changed $(BUILT)); then \
 	  echo "Book up to date (no input changed since the last build): open _build/html/index.html"; \
 	else \
-	  mkdir -p _build/html && touch $(BUILT).next && \
+	  echo "Building the book$${changed:+ ($$changed changed)}"; \
+	  mkdir -p _build/html && $(BIN)/python -m usrok.inputs record $(BUILT).next && \
 	  $(BIN)/jupyter-book build . $(BOOK_FLAGS) && mv $(BUILT).next $(BUILT) && \
 	  echo "Book built: open _build/html/index.html"; \
 	fi
