@@ -1563,13 +1563,12 @@ class Builder:
                 "compound (e.g. cases; deaths)."),
             "coverage": f"{len(rows)} facts, {min(r['year'] for r in rows)}–{max(r['year'] for r in rows)}",
             "sources": [
-                {"title": "Course evidence pack (evidence.csv): cited facts with address and excerpt",
-                 "path": "shared/data-sources/evidence/evidence.csv",
+                {**raw_source("evidence/evidence.csv"),
+                 "title": "Course evidence pack (evidence.csv): cited facts with address and excerpt",
                  "citation": "Compiled for the course from public web pages read one by one; see "
-                             "evidence/README.md for gaps and conflicts."},
-                {"title": "Course finds (public documents found with the course's search tool)",
-                 "path": "data/curated/area_evidence_extra.csv"},
-                {"title": "Per-row sources: see source_title, publisher and address",
+                             "data/raw/evidence/README.md for gaps and conflicts."},
+                {"title": "Per-row sources, including the course's own finds (ids 'S-', kept in "
+                          "data/curated/area_evidence_extra.csv): see source_title, publisher and address",
                  "path": "area_evidence.csv"}],
             "licenses": [COMPILED_LICENSE],
             "schema": {
