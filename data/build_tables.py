@@ -1516,7 +1516,7 @@ class Builder:
 
     def build_area_evidence(self):
         """Cited facts per area: the evidence pack's A rows plus the course's own finds."""
-        pack = self.raw(EVIDENCE_FILE)
+        pack = self.raw("evidence/evidence.csv")
         extra = read_csv(CURATED / "area_evidence_extra.csv")
         area_ids = {r["area_id"] for r in self.tables["alliance_areas"]}
         rows = []
@@ -1563,13 +1563,12 @@ class Builder:
                 "compound (e.g. cases; deaths)."),
             "coverage": f"{len(rows)} facts, {min(r['year'] for r in rows)}–{max(r['year'] for r in rows)}",
             "sources": [
-                {"title": "Course evidence pack (evidence.csv): cited facts with address and excerpt",
-                 "path": f"raw/{EVIDENCE_FILE}",
+                {**raw_source("evidence/evidence.csv"),
+                 "title": "Course evidence pack (evidence.csv): cited facts with address and excerpt",
                  "citation": "Compiled for the course from public web pages read one by one; see "
                              "data/raw/evidence/README.md for gaps and conflicts."},
-                {"title": "Course finds (public documents found with the course's search tool)",
-                 "path": "curated/area_evidence_extra.csv"},
-                {"title": "Per-row sources: see source_title, publisher and address",
+                {"title": "Per-row sources, including the course's own finds (ids 'S-', kept in "
+                          "data/curated/area_evidence_extra.csv): see source_title, publisher and address",
                  "path": "area_evidence.csv"}],
             "licenses": [COMPILED_LICENSE],
             "schema": {

@@ -766,14 +766,15 @@ def test_every_raw_file_is_documented_and_every_source_path_exists():
     used = set()
     for r in descriptor()["resources"]:
         for s in r["sources"]:
-            if s["path"].startswith(("raw/", "curated/")):  # relative to datapackage.json
+            if s["path"].startswith("raw/"):  # relative to datapackage.json, like resource paths
                 assert (DATA / s["path"]).is_file(), f"{r['name']}: source {s['path']} is missing"
                 used.add(s["path"].removeprefix("raw/"))
             else:
                 assert re.match(r"https?://", s["path"]) or s["path"] in (
                     r["path"], "shared/source-text/000_57fe028d7c869dbd.txt"), s["path"]
-    inputs = {f for f in raw_files if f.endswith((".csv", ".geojson"))}
-    assert inputs <= used, f"raw files no table cites: {inputs - used}"
+    inputs = {f for f in raw_files if f.endswith((".csv", ".geojson"))}  # evidence/ included
+    assert used == inputs, (f"raw files no table cites: {inputs - used}; "
+                            f"cited but not raw data files: {used - inputs}")
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"no shared data folder at {SHARED} (only on "
