@@ -40,7 +40,7 @@ def build_book() -> subprocess.CompletedProcess:
 _BUILD: dict = {}
 # Fixtures that need the built book; and fixtures (here and in the test files) that take minutes.
 BOOK_FIXTURES = {"book_build", "site", "server", "open_page", "html_dir"}
-SLOW_FIXTURES = BOOK_FIXTURES | {"built", "graded", "broken", "executed", "fresh_python"}
+SLOW_FIXTURES = BOOK_FIXTURES | {"built", "graded", "broken", "executed", "fresh_python", "secrets"}
 
 
 def pytest_configure(config):
