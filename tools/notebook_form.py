@@ -191,7 +191,7 @@ def _convert_blocks(lines: list[str], page: Path) -> list[str]:
             continue
         if name in ("footbibliography", "exercise-links") and not _in_raw_cell(lines[:i]):
             _, _, after = _directive_block(lines, i)
-            new = _book_only_cell(lines[i:after])
+            new = _book_only_cell(name, lines[i:after])
             if name == "exercise-links":
                 exercise = match["arg"].strip()
                 up = "../" if page.parent.name == "chapters" else ""
@@ -207,11 +207,18 @@ def _convert_blocks(lines: list[str], page: Path) -> list[str]:
     return lines
 
 
-def _book_only_cell(block: list[str]) -> list[str]:
+BOOK_ONLY = {  # what JupyterLab shows of the collapsed cell: its first line, a MyST comment
+    "footbibliography": "% The list of references is in the book edition of this chapter.",
+    "exercise-links": "% Links to the graded exercise (download, Binder) are in the book edition.",
+}
+
+
+def _book_only_cell(name: str, block: list[str]) -> list[str]:
     """MyST only the book renders, in a raw cell: myst-nb parses it as MyST; JupyterLab shows
-    the cell collapsed (and Run All, which expands collapsed markdown cells, leaves raw ones)."""
+    the cell collapsed (and Run All, which expands collapsed markdown cells, leaves raw ones),
+    as its first line: a comment that says where to read it."""
     meta = ["format: text/markdown", "jupyter:", "  source_hidden: true", "mystnb:", "  markdown_format: myst"]
-    return ["", "````{raw-cell}", "---", *meta, "---", *block, "````"]
+    return ["", "````{raw-cell}", "---", *meta, "---", BOOK_ONLY[name], *block, "````"]
 
 
 def _in_raw_cell(before: list[str]) -> bool:

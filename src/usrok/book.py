@@ -316,8 +316,9 @@ def _check_inputs(app) -> None:
     app.usrok_digest = _inputs_digest(app.srcdir)
     stored = _digest_file(app)
     app.usrok_inputs_changed = stored.exists() and stored.read_text() != app.usrok_digest
-    cache = getattr(app.config, "nb_execution_cache_path", "")
-    if app.usrok_inputs_changed and cache and Path(cache).exists():
+    # myst-nb's own default when nb_execution_cache_path is unset (as in _config.yml)
+    cache = getattr(app.config, "nb_execution_cache_path", "") or Path(app.outdir).parent / ".jupyter_cache"
+    if app.usrok_inputs_changed and Path(cache).exists():
         logger.info("[usrok] package or data changed: clearing the execution cache")
         shutil.rmtree(cache)
 
