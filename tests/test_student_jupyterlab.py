@@ -184,7 +184,7 @@ def open_notebook(page, lab, path: str) -> None:
 
 
 def run_all(page, path: str) -> None:
-    page.evaluate(f"() => jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.evaluate("() => jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_function(all_run(path), timeout=RUN_TIMEOUT, polling=500)
 
 
