@@ -116,6 +116,25 @@ def redirect_target(path: str) -> str | None:
     return match.group(1) if match else None
 
 
+def executed_notebooks() -> dict:
+    """Each notebook page of the last build with the outputs the book shows, by page name.
+
+    The book executes in myst-nb's cache mode: the outputs live in the execution cache
+    (_build/.jupyter_cache), not in _build/jupyter_execute. A page whose code changed since
+    the last build has no match there (KeyError).
+    """
+    import jupytext
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(ROOT / "_build" / ".jupyter_cache"))
+    notebooks = {}
+    for page in [ROOT / "intro.md", *sorted((ROOT / "chapters").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        if text.startswith("---\njupytext"):
+            notebooks[page.stem] = cache.merge_match_into_notebook(jupytext.reads(text, fmt="md:myst"))[1]
+    return notebooks
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
                       ".ipynb": "application/x-ipynb+json", ".js": "text/javascript",
