@@ -13,8 +13,9 @@ masters (no build needed) and fails when
 
 It also guards properties of the checks themselves: the right answer does not sit in the
 same place in every question of a quiz (chapters 8 and 9 and the evidence briefs) or of the
-exercises' multiple-choice questions; it is not, as a rule, the longest choice (a student
-who always picks the longest choice must not pass); and at least 40% of all assignment
+exercises' multiple-choice questions; it is not, as a rule, the longest choice in any
+chapter's quiz or in the exercises (a student who always picks the longest choice must not
+pass); and at least 40% of all assignment
 points go to argument and interpretation (each master labels its questions under
 ``usrok: skills:``).
 """
@@ -35,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 SKILLS = {"argument", "interpretation", "data", "recall", "format"}
 MY_QUIZ_PAGES = ["08_nine_areas_of_cooperation", "08_1_evidence_briefs", "09_assessing_the_principles"]
+# Every numbered chapter page (01_… to 09_…, and 08_1_…) ends with a self-check quiz.
+CHAPTER_PAGES = sorted(p.stem for p in CHAPTERS.glob("0[1-9]_*.md"))
 
 
 # ------------------------------------------------------------------ reading the sources
@@ -236,16 +239,30 @@ def test_argument_and_interpretation_carry_at_least_40_percent_of_points():
     assert share >= 0.40, f"argument and interpretation earn {share:.0%} of the points: {dict(totals)}"
 
 
-def test_the_longest_choice_is_not_usually_the_right_one():
-    """Picking the longest choice must not be a winning strategy (at most a third of questions)."""
-    quiz = [q for stem in MY_QUIZ_PAGES for q in quiz_questions(pages()[stem])]
+def test_every_chapter_page_has_a_quiz():
+    assert len(CHAPTER_PAGES) >= 10, CHAPTER_PAGES
+    without = [stem for stem in CHAPTER_PAGES if not quiz_questions(pages()[stem])]
+    assert not without, f"no self-check quiz found on {without}"
+
+
+@pytest.mark.parametrize("stem", CHAPTER_PAGES)
+def test_the_longest_choice_is_not_usually_the_right_one(stem):
+    """Picking the longest choice must not be a winning strategy in any chapter's quiz
+    (at most a third of its questions)."""
+    questions = quiz_questions(pages()[stem])
+    longest = longest_is_right(questions)
+    assert len(longest) <= len(questions) / 3, \
+        f"{stem}: the right answer is the longest choice in {len(longest)} of {len(questions)}: {longest}"
+
+
+def test_the_longest_exercise_choice_is_not_usually_the_right_one():
+    """The same rule over the exercises' multiple-choice questions, all assignments together."""
     exercises = [dict(q, question=f"{a['name']} {q['question']}") for a in assignments(ROOT)
                  for q in exercise_choices(Path(a["path"]).read_text(encoding="utf-8"))]
     assert len(exercises) >= 9 and all(q["right"] is not None for q in exercises)
-    for kind, questions in (("quiz", quiz), ("exercise", exercises)):
-        longest = longest_is_right(questions)
-        assert len(longest) <= len(questions) / 3, \
-            f"the right {kind} answer is the longest choice in {len(longest)} of {len(questions)}: {longest}"
+    longest = longest_is_right(exercises)
+    assert len(longest) <= len(exercises) / 3, \
+        f"the right exercise answer is the longest choice in {len(longest)} of {len(exercises)}: {longest}"
 
 
 def test_the_longest_choice_check_bites():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import zlib
 
 from IPython.display import HTML
 
@@ -57,6 +58,23 @@ def quiz_html(quiz_id: str, questions: list[dict]) -> str:
         parts.append('<p class="usrok-status" role="status" aria-live="polite"></p></fieldset>')
     parts.append("</form>")
     return "".join(parts)
+
+
+def vary_positions(questions: list[dict]) -> list[dict]:
+    """The questions with each right answer moved from first place to a varied position.
+
+    Authors write the right answer first; this moves it, keeping the wrong answers' order, to
+    a position taken from a checksum of the question's text: stable from build to build, every
+    position used, and no sequence (2nd, 4th, 2nd, ...) a student could learn.
+    """
+    out = []
+    for n, q in enumerate(questions, start=1):
+        answers = list(q["answers"])
+        if not answers or not answers[0].get("correct"):
+            raise ValueError(f"question {n}: write the right answer first; vary_positions moves it")
+        k = zlib.crc32(q["question"].encode("utf-8")) % len(answers)
+        out.append({**q, "answers": answers[1:k + 1] + answers[:1] + answers[k + 1:]})
+    return out
 
 
 def show(quiz_id: str, questions: list[dict]) -> HTML:
