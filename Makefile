@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: book test assignments browser clean bench
+.PHONY: book test assignments browser sandbox clean bench
 
 # The course environment (requirements.txt, as on Binder).
 $(VENV)/.book-env: requirements.txt pyproject.toml
@@ -44,8 +44,12 @@ browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	test -d node_modules/axe-core || npm ci --no-audit --no-fund
 
+# Debian's bubblewrap: the sandbox the batch grader runs each submission in (python -m usrok.grading).
+sandbox:
+	command -v bwrap >/dev/null || (apt-get update -qq && apt-get install -y -qq bubblewrap)
+
 # The whole test suite: build, data, charts in a real browser, grading, leakage, accessibility.
-test: $(VENV)/.test-env browser book
+test: $(VENV)/.test-env browser sandbox book
 	$(BIN)/python -m pytest tests
 
 bench: $(VENV)/.test-env browser

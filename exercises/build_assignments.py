@@ -36,6 +36,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -50,7 +51,7 @@ PYTHON_VERSION = "3.11"
 STAMP = ".build-stamp"
 
 sys.path.insert(0, str(ROOT / "src"))
-from usrok.assignments import dist_dir, master_paths, read_master, student_notebook  # noqa: E402
+from usrok.assignments import MANIFEST, dist_dir, manifest, master_paths, read_master, student_notebook  # noqa: E402
 
 
 class BuildError(Exception):
@@ -165,8 +166,6 @@ def check_points_text(master: Path, info: dict) -> None:
 
 def check_zip(path: Path, name: str) -> None:
     """Every test file in the autograder zip must compile (otter writes messages unescaped)."""
-    import zipfile
-
     with zipfile.ZipFile(path) as zf:
         for n in zf.namelist():
             if n.startswith("tests/") and n.endswith(".py"):
@@ -255,6 +254,8 @@ def build(master: Path, force: bool) -> str:
         if len(zips) != 1:
             raise BuildError(f"{name}: expected one autograder zip, found {len(zips)}")
         check_zip(zips[0], name)
+        with zipfile.ZipFile(zips[0], "a") as zf:  # the hand-graded questions, for the grades CSV
+            zf.writestr(MANIFEST, json.dumps(manifest(info), indent=1))
         tidy_student(work / "dist" / "student" / f"{name}.ipynb", name)
         if out.exists():
             shutil.rmtree(out)
