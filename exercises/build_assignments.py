@@ -65,7 +65,7 @@ def grading_requirements() -> str:
         line = line.strip()
         if not line or line.startswith(("#", "-")):
             continue
-        name = re.split(r"[=<>!~\[ ]", line, 1)[0].lower()
+        name = re.split(r"[=<>!~\[ ]", line, maxsplit=1)[0].lower()
         if name in GRADING_PACKAGES:
             keep.append(line)
     return "# Written by exercises/build_assignments.py from requirements.txt\n" + "\n".join(keep) + "\n"
@@ -134,7 +134,7 @@ def tidy_student(path: Path, name: str) -> None:
             compile(src, f"{name} public test {q}", "exec")
         except SyntaxError as e:  # otter does not escape quotes in test messages
             raise BuildError(f"{name}: public test {q} is not valid Python ({e.msg}, line {e.lineno}); "
-                             "avoid double quotes in success/failure messages")
+                             "avoid double quotes in success/failure messages") from None
     text = nbformat.writes(nb)
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "# SOLUTION", "BEGIN TESTS", "hidden=True",
                    "otter_assign_solution_cell"):
@@ -174,7 +174,7 @@ def check_zip(path: Path, name: str) -> None:
                 except SyntaxError as e:
                     raise BuildError(f"{name}: {n} in the autograder zip is not valid Python "
                                      f"({e.msg}, line {e.lineno}); avoid double quotes in "
-                                     "success/failure messages")
+                                     "success/failure messages") from None
 
 
 def otter_assign(work: Path, name: str) -> None:
@@ -291,8 +291,8 @@ def main(argv=None) -> int:
     failed = 0
     # Processes, not threads: otter assign changes the working directory.
     with ProcessPoolExecutor(max_workers=max(1, min(a.jobs, len(masters)))) as pool:
-        futures = [(m, pool.submit(build, m, a.force)) for m in masters]
-        for m, fut in futures:
+        futures = [pool.submit(build, m, a.force) for m in masters]
+        for fut in futures:
             try:
                 print(fut.result(), flush=True)
             except BuildError as e:

@@ -449,8 +449,9 @@ def test_batch_command_writes_csv_and_merges_hand_grades(built, tmp_path):
                              "total_possible", "seconds", "sha256", "reason"]
     alice, bob, carol = rows
     assert [r["file"] for r in rows] == ["alice.ipynb", "bob.ipynb", "carol.ipynb"]
-    assert alice["auto_total"] == alice["auto_possible"] == "8" and alice[hand_col] == ""
-    assert alice["total_possible"] == f"{8 + hand_pts:g}" and bob["status"] == "invalid-notebook"
+    full = sum(built[name]["questions"].values())
+    assert alice["auto_total"] == alice["auto_possible"] == f"{full:g}" and alice[hand_col] == ""
+    assert alice["total_possible"] == f"{full + hand_pts:g}" and bob["status"] == "invalid-notebook"
     # The reason names the failing part: the test's own message or name, never its code.
     assert float(carol[wrong["question"]]) < built[name]["questions"][wrong["question"]]
     assert f"lost points on {wrong['question']}" in carol["reason"] and "test_" in carol["reason"], carol
@@ -470,9 +471,9 @@ def test_batch_command_writes_csv_and_merges_hand_grades(built, tmp_path):
                                  "--out", str(final)], capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
     totals = {r["file"]: r for r in csv.DictReader(final.open())}
-    assert float(totals["alice.ipynb"]["total"]) == 8 + 3 and float(totals["bob.ipynb"]["total"]) == 0
+    assert float(totals["alice.ipynb"]["total"]) == full + 3 and float(totals["bob.ipynb"]["total"]) == 0
     assert float(totals["carol.ipynb"]["total"]) == float(carol["auto_total"]) + 1.5
-    assert float(totals["alice.ipynb"]["total_possible"]) == 8 + hand_pts
+    assert float(totals["alice.ipynb"]["total_possible"]) == full + hand_pts
     for bad, says in [({"alice.ipynb": 3, "bob.ipynb": 0, "carol.ipynb": hand_pts + 1}, "row 4 ('carol.ipynb')"),
                       ({"alice.ipynb": -1, "bob.ipynb": 0, "carol.ipynb": 1}, "row 2 ('alice.ipynb')"),
                       ({"alice.ipynb": 3, "bob.ipynb": 0, "carol.ipynb": 1, "dave.ipynb": 2},

@@ -37,6 +37,21 @@ from test_grading import (ASSIGNMENTS, PYTHON, ROOT, answer_cell, autograder, ch
 NAME = "ex03_easi"
 TOKEN = f"usrok-hostile-{uuid.uuid4().hex[:12]}"
 WALL, CELL = 240, 90  # generous: CI is a loaded 2-core machine, and the bomb slows its own sandbox
+DEEP = "q5"  # the question whose answer is nested too deeply (one whose variable no later question uses)
+
+
+class _Info(dict):
+    """The autograder's questions and variables, read when first needed (after the build)."""
+
+    def __getitem__(self, key):
+        if not self:
+            from usrok.assignments import read_autograder
+
+            self.update(read_autograder(autograder(NAME)))
+        return dict.__getitem__(self, key)
+
+
+INFO = _Info()
 
 
 def tree_hash(folder: Path) -> str:
@@ -89,7 +104,9 @@ def attacks(paths: dict) -> dict[str, tuple[str, str, str]]:
     success would turn it right) or ``"after setup"``.
     """
     p = {k: str(v) for k, v in paths.items()}
-    cheat = "planned_cut = 7000  # the right answer: the attack worked"
+    cheat = ('from usrok import data\n    '
+             'planned_cut = int(data.load("easi_stages").set_index("stage").loc[1, "planned_troop_cut"])'
+             '  # the right answer: the attack worked')
     return {
         "read-the-tests.ipynb": ("wrong", "before q1 check", f'''
 import os, re, zipfile
@@ -230,9 +247,9 @@ hoard = bytearray(3 * 1024**3)
 for _ in range(50):
     print("x" * 1_000_000)
 '''),
-        "deep-answer.ipynb": ("solution", "before q5 check", '''
-halt_reason = []  # an answer nested 100,000 deep: recorded as "not data", so q5 (only) fails
-inner = halt_reason
+        "deep-answer.ipynb": ("solution", f"before {DEEP} check", f'''
+{p['deep_var']} = []  # an answer nested 100,000 deep: recorded as "not data", so {DEEP} (only) fails
+inner = {p['deep_var']}
 for _ in range(100_000):
     inner.append([])
     inner = inner[0]
@@ -257,7 +274,7 @@ def hostile(tmp_path_factory):
     listener = Listener()
     paths = {"zip": zip_path, "solution": zip_path.parent / f"{NAME}.ipynb", "classmate": folder / "classmate.ipynb",
              "csv": out, "home": home, "real_home": Path.home(), "folder": folder, "mark": base / "escaped.txt",
-             "venv_file": venv_file, "port": listener.port}
+             "venv_file": venv_file, "port": listener.port, "deep_var": INFO["variables"][DEEP][0]}
     sol = solution(NAME)
     # A wrong answer to q1 that the notebook keeps (q3 is computed from it, so it is wrong too).
     wrong = nbformat.from_dict(json.loads(json.dumps(sol)))
@@ -325,16 +342,16 @@ def test_every_file_got_a_row(hostile):
 
 @pytest.mark.parametrize("file", sorted(attacks({k: "" for k in ("zip", "solution", "classmate", "csv", "home",
                                                                    "real_home", "folder", "mark", "venv_file",
-                                                                   "port")}))
+                                                                   "port", "deep_var")}))
                          + ["nbformat-3.ipynb", '=HYPERLINK("example.com","x").ipynb', "classmate.ipynb"])
 def test_grade_equals_the_honest_equivalent(hostile, file):
     rows = hostile["rows"]
     row, honest = rows[_label(file)], dict(rows[f"{hostile['expected'][file]}.ipynb"])
     questions = list(ASSIGNMENTS[NAME]["questions"])
     auto = [q["name"] for q in questions if not q["manual"]]
-    if file == "deep-answer.ipynb":  # its honest equivalent: the solution with a wrong q5
-        honest["q5"] = "0"
-        honest["auto_total"] = f"{float(honest['auto_total']) - 1:g}"
+    if file == "deep-answer.ipynb":  # its honest equivalent: the solution with a wrong answer to DEEP
+        honest[DEEP] = "0"
+        honest["auto_total"] = f"{float(honest['auto_total']) - INFO['questions'][DEEP]:g}"
     assert [row[q] for q in auto] == [honest[q] for q in auto], (file, row["reason"])
     assert row["auto_total"] == honest["auto_total"], (file, row["reason"])
     assert row["status"] in ("graded", "graded-with-errors"), (file, row["status"], row["reason"])
