@@ -654,3 +654,21 @@ def test_principles_scale_runs_from_minus_one_to_three():
         m.loc[7, "score"] = bad
         problems = matrix_problems(m)
         assert len(problems) == 1 and "from -1 to 3 (first at row 7)" in problems[0], (bad, problems)
+
+
+def test_a_file_that_changes_while_graded_is_reported(built, tmp_path, monkeypatch):
+    """Each file is hashed before and after grading; a difference is reported in its row."""
+    from usrok import submissions
+
+    (tmp_path / "bob.ipynb").write_text("not json", encoding="utf-8")
+    real = submissions.sha256
+    calls = []
+
+    def drifting(path):  # the second look at the file sees other bytes
+        calls.append(path)
+        return real(path) if len(calls) == 1 else "0" * 64
+
+    monkeypatch.setattr(submissions, "sha256", drifting)
+    (row,) = grade_submissions([(autograder("ex06_principles"), tmp_path / "bob.ipynb")], workers=1)
+    assert len(calls) == 2 and row["status"] == "invalid-notebook", row
+    assert row["reason"].startswith("WARNING: the file changed while it was graded"), row
