@@ -189,13 +189,18 @@ def open_page(browser, server):
         if redirect:  # a refresh stub (index.html): wait until the browser has moved on
             page.wait_for_url(f"{server}/{posixpath.normpath(posixpath.join(posixpath.dirname(path), redirect))}",
                               wait_until="load", timeout=10000)
-        if wait_for_charts and page.locator(".usrok-chart").count():
+        charts = page.locator(".usrok-chart")
+        if wait_for_charts and charts.count():
+            # Charts draw when the reader scrolls near them (usrok.speed): scroll past each,
+            # as a reader would, then back to the top.
             try:
-                page.wait_for_function(
-                    "[...document.querySelectorAll('.usrok-chart')].every(e => e.dataset.drawn)",
-                    timeout=15000)
+                for i in range(charts.count()):
+                    charts.nth(i).scroll_into_view_if_needed(timeout=15000)
+                    page.wait_for_function(
+                        "e => e.dataset.drawn", arg=charts.nth(i).element_handle(), timeout=15000)
             except PlaywrightTimeout:
                 pass  # the test's own assertions say which chart did not draw, and why
+            page.evaluate("window.scrollTo(0, 0)")
 
         return visit
 
