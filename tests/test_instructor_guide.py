@@ -40,6 +40,10 @@ def test_readme_starts_with_make_book():
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
+    # The clone shares this checkout's environment: it must be current (as after `make book`),
+    # or `make assignments` in the clone would rebuild it.
+    stale = subprocess.run(["make", "-q", ".venv/.book-env"], cwd=ROOT).returncode
+    assert stale == 0, "the course environment is older than requirements.txt: run `make book` first"
     dest = tmp_path_factory.mktemp("clone") / "usrok"
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
                             check=True).stdout.decode().split("\0")
