@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: book test assignments browser clean bench lock lint
+.PHONY: book test assignments browser sandbox clean bench lock lint
 
 # The course environment: exactly the packages pinned in requirements.txt (the lock file, compiled
 # from requirements.in by `make lock`), installed as listed, without dependency resolution, so the
@@ -72,9 +72,13 @@ browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	test -d node_modules/axe-core || npm ci --no-audit --no-fund
 
+# Debian's bubblewrap: the sandbox the batch grader runs each submission in (python -m usrok.grading).
+sandbox:
+	command -v bwrap >/dev/null || (apt-get update -qq && apt-get install -y -qq bubblewrap)
+
 # The whole test suite: lint, build, data, charts in a real browser, grading, leakage,
 # accessibility. `$(BIN)/python -m pytest -m "not book"` runs the fast tests only (no book build).
-test: $(VENV)/.test-env lint browser book
+test: $(VENV)/.test-env lint browser sandbox book
 	$(BIN)/python -m pytest tests
 
 # The benchmark (bench/README.md). Lighthouse alone, on the current build:

@@ -36,6 +36,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -50,7 +51,7 @@ PYTHON_VERSION = "3.11"
 STAMP = ".build-stamp"
 
 sys.path.insert(0, str(ROOT / "src"))
-from usrok.assignments import dist_dir, master_paths, read_master, student_notebook  # noqa: E402
+from usrok.assignments import MANIFEST, dist_dir, manifest, master_paths, read_master, student_notebook  # noqa: E402
 
 
 class BuildError(Exception):
@@ -64,7 +65,7 @@ def grading_requirements() -> str:
         line = line.strip()
         if not line or line.startswith(("#", "-")):
             continue
-        name = re.split(r"[=<>!~\[ ]", line, 1)[0].lower()
+        name = re.split(r"[=<>!~\[ ]", line, maxsplit=1)[0].lower()
         if name in GRADING_PACKAGES:
             keep.append(line)
     return "# Written by exercises/build_assignments.py from requirements.txt\n" + "\n".join(keep) + "\n"
@@ -133,7 +134,7 @@ def tidy_student(path: Path, name: str) -> None:
             compile(src, f"{name} public test {q}", "exec")
         except SyntaxError as e:  # otter does not escape quotes in test messages
             raise BuildError(f"{name}: public test {q} is not valid Python ({e.msg}, line {e.lineno}); "
-                             "avoid double quotes in success/failure messages")
+                             "avoid double quotes in success/failure messages") from None
     text = nbformat.writes(nb)
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "# SOLUTION", "BEGIN TESTS", "hidden=True",
                    "otter_assign_solution_cell"):
@@ -165,8 +166,6 @@ def check_points_text(master: Path, info: dict) -> None:
 
 def check_zip(path: Path, name: str) -> None:
     """Every test file in the autograder zip must compile (otter writes messages unescaped)."""
-    import zipfile
-
     with zipfile.ZipFile(path) as zf:
         for n in zf.namelist():
             if n.startswith("tests/") and n.endswith(".py"):
@@ -175,7 +174,7 @@ def check_zip(path: Path, name: str) -> None:
                 except SyntaxError as e:
                     raise BuildError(f"{name}: {n} in the autograder zip is not valid Python "
                                      f"({e.msg}, line {e.lineno}); avoid double quotes in "
-                                     "success/failure messages")
+                                     "success/failure messages") from None
 
 
 def otter_assign(work: Path, name: str) -> None:
@@ -255,6 +254,8 @@ def build(master: Path, force: bool) -> str:
         if len(zips) != 1:
             raise BuildError(f"{name}: expected one autograder zip, found {len(zips)}")
         check_zip(zips[0], name)
+        with zipfile.ZipFile(zips[0], "a") as zf:  # the hand-graded questions, for the grades CSV
+            zf.writestr(MANIFEST, json.dumps(manifest(info), indent=1))
         tidy_student(work / "dist" / "student" / f"{name}.ipynb", name)
         if out.exists():
             shutil.rmtree(out)
@@ -290,8 +291,8 @@ def main(argv=None) -> int:
     failed = 0
     # Processes, not threads: otter assign changes the working directory.
     with ProcessPoolExecutor(max_workers=max(1, min(a.jobs, len(masters)))) as pool:
-        futures = [(m, pool.submit(build, m, a.force)) for m in masters]
-        for m, fut in futures:
+        futures = [pool.submit(build, m, a.force) for m in masters]
+        for fut in futures:
             try:
                 print(fut.result(), flush=True)
             except BuildError as e:

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -183,17 +185,45 @@ def graded(built, tmp_path_factory):
             labels.append(f"{name}/{path.name}")
             meta.append((name, kind, detail))
     rows = grade_submissions(jobs, workers=2, timeout=180, cell_timeout=90, labels=labels)
+    for row, (_, path) in zip(rows, jobs):
+        row["path"] = path
     return [(m, r) for m, r in zip(meta, rows)]
+
+
+def sandbox_processes(token: str = "usrok_grader") -> list[str]:
+    """Processes of a sandbox still alive (by the sandbox users' ids, or ``token`` in their command line)."""
+    from usrok.sandbox import SANDBOX_UID
+
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            uid = d.stat().st_uid
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if SANDBOX_UID <= uid < SANDBOX_UID + 16 or token in cmd:
+            found.append(f"{d.name}: {cmd[:120]}")
+    return found
+
+
+def v3(nb) -> str:
+    """The notebook in nbformat 3 (as old Jupyter wrote it)."""
+    return nbformat.writes(nbformat.convert(nbformat.from_dict(json.loads(json.dumps(nb))), 3), version=3)
 
 
 @pytest.fixture(scope="session")
 def broken(built, tmp_path_factory):
-    """Broken submissions to ex03_easi, graded with a short time limit."""
+    """Broken and unusual submissions to ex03_easi, graded in one batch with a short time limit."""
+    import zipfile
+
     name = "ex03_easi"
     folder = tmp_path_factory.mktemp("broken")
     sol = solution(name)
     (folder / "invalid-json.ipynb").write_text('{"cells": [', encoding="utf-8")
     (folder / "not-a-notebook.ipynb").write_text('{"hello": "world"}', encoding="utf-8")
+    (folder / "deep-json.ipynb").write_text('{"cells": ' + "[" * 20000 + "]" * 20000 + "}", encoding="utf-8")
     missing = nbformat.from_dict(json.loads(json.dumps(sol)))
     cell = answer_cell(missing, "q2")
     cell.source = "\n".join(l for l in cell.source.splitlines() if not l.startswith("observed_change ="))
@@ -205,16 +235,18 @@ def broken(built, tmp_path_factory):
     write(insert_after_setup(sol, "while True:\n    pass"), folder / "endless-loop.ipynb")
     write(insert_after_setup(sol, STUBBORN_LOOP), folder / "loop-ignores-interrupt.ipynb")
     write(insert_after_setup(sol, "import os\nos._exit(1)"), folder / "kills-kernel.ipynb")
+    (folder / "nbformat-3.ipynb").write_text(v3(sol), encoding="utf-8")
+    with zipfile.ZipFile(folder / "in-a-zip.zip", "w") as zf:  # a name that climbs out of any folder
+        zf.writestr("../../../escaped/ex03_easi.ipynb", nbformat.writes(sol))
+        zf.writestr("notes.txt", "my notes")
+    with zipfile.ZipFile(folder / "two-notebooks.zip", "w") as zf:
+        zf.writestr("a.ipynb", nbformat.writes(sol))
+        zf.writestr("b.ipynb", nbformat.writes(sol))
     files = sorted(folder.iterdir())
     # The limit leaves a loaded CI machine room to finish the other submissions.
     rows = grade_submissions([(autograder(name), f) for f in files], workers=2, timeout=BATCH_LIMIT,
                              cell_timeout=CELL_LIMIT, labels=[f.name for f in files])
-    from usrok.grading import LAST_SWEPT
-
-    return {r["file"]: r for r in rows}, built[name]["questions"], list(LAST_SWEPT)
-
-
-# ---------------------------------------------------------------------------------- tests
+    return {r["file"]: r for r in rows}, built[name]["questions"], sandbox_processes(), folder
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -252,8 +284,35 @@ def test_every_wrong_answer_loses_points(graded, built, name):
     assert covered == set(questions), f"{name}: no wrong answer tried for {set(questions) - covered}"
 
 
+OTTER_RUN = """
+import json, sys
+import otter.run
+results = otter.run.main(sys.argv[1], autograder=sys.argv[2], output_dir=None, no_logo=True)
+print(json.dumps({name: float(tf.score) for name, tf in results.results.items()}))
+"""
+
+
+@pytest.mark.parametrize("name", ["ex03_easi", "ex09_principles_assessment"])
+def test_scores_equal_otters_own_runner(graded, built, name, tmp_path):
+    """Our scores (answers recorded as data, tests run outside the sandbox) equal otter's own
+    (``otter run``: tests inside the kernel) for the solution, the blank notebook and every
+    wrong-answer round, question by question."""
+    rows = [(kind, r) for (n, kind, _), r in graded if n == name]
+
+    def otter_scores(path):
+        p = subprocess.run([PYTHON, "-c", OTTER_RUN, str(path), str(autograder(name))], capture_output=True,
+                           text=True, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr[-2000:]
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        theirs = list(pool.map(otter_scores, [r["path"] for _, r in rows]))
+    for (kind, ours), scores in zip(rows, theirs):
+        assert {q: ours[q] for q in built[name]["questions"]} == scores, (kind, ours["reason"])
+
+
 def test_invalid_json_gets_a_row_and_a_reason(broken):
-    rows, questions, _ = broken
+    rows, questions, _, _ = broken
     row = rows["invalid-json.ipynb"]
     assert row["status"] == "invalid-notebook" and row["reason"].startswith("not valid notebook JSON")
     assert row["total"] == 0 and all(row[q] == 0 for q in questions)
@@ -261,8 +320,30 @@ def test_invalid_json_gets_a_row_and_a_reason(broken):
     assert "not a Jupyter notebook" in rows["not-a-notebook.ipynb"]["reason"]
 
 
+def test_deeply_nested_json_gets_a_row(broken):
+    rows, _, _, _ = broken
+    row = rows["deep-json.ipynb"]
+    assert row["status"] == "invalid-notebook" and "nested too deeply" in row["reason"], row
+
+
+def test_nbformat_3_is_upgraded_and_graded(broken):
+    rows, questions, _, _ = broken
+    row = rows["nbformat-3.ipynb"]
+    assert row["status"] == "graded" and row["total"] == sum(questions.values()), row
+
+
+def test_zip_submission_yields_only_its_notebook(broken):
+    rows, questions, _, folder = broken
+    row = rows["in-a-zip.zip"]
+    assert row["status"] == "graded" and row["total"] == sum(questions.values()), row
+    # The member's name ("../../../escaped/...") was never used as a path.
+    assert not any(Path(p, "escaped").exists() for p in (folder, folder.parent, folder.parent.parent, "/tmp"))
+    two = rows["two-notebooks.zip"]
+    assert two["status"] == "invalid-notebook" and "holds 2 notebooks" in two["reason"], two
+
+
 def test_missing_variable_is_named(broken):
-    rows, questions, _ = broken
+    rows, questions, _, _ = broken
     row = rows["missing-variable.ipynb"]
     assert row["status"] in ("graded", "graded-with-errors"), row
     assert row["q2"] == 0 and row["q1"] == questions["q1"], row
@@ -270,7 +351,7 @@ def test_missing_variable_is_named(broken):
 
 
 def test_raising_cell_costs_only_its_question(broken):
-    rows, questions, _ = broken
+    rows, questions, _, _ = broken
     row = rows["raises.ipynb"]
     assert row["status"] == "graded-with-errors", row
     assert "ValueError: a bug in my answer" in row["reason"], row
@@ -278,53 +359,149 @@ def test_raising_cell_costs_only_its_question(broken):
 
 
 def test_endless_loop_is_interrupted_and_the_rest_graded(broken):
-    rows, questions, _ = broken
+    rows, questions, _, _ = broken
     row = rows["endless-loop.ipynb"]
     assert row["status"] == "graded-with-errors", row
     assert "ran too long" in row["reason"], row
     assert row["total"] == sum(questions.values()), row
 
 
-def test_loop_that_ignores_interrupts_is_killed(broken):
-    rows, questions, swept = broken
-    # The kill took the kernel with it: nothing of the batch was left for the final sweep.
-    assert swept == [], f"processes outlived the batch: {swept}"
+def test_loop_that_ignores_interrupts_is_ended_with_its_sandbox(broken):
+    rows, questions, left, _ = broken
+    assert left == [], f"processes outlived the batch: {left}"
     row = rows["loop-ignores-interrupt.ipynb"]
     assert row["status"] == "timeout", row
-    assert row["reason"].startswith(f"stopped after {BATCH_LIMIT} s"), row
+    assert row["reason"].startswith(f"stopped after {BATCH_LIMIT:g} s"), row
     assert row["total"] == 0 and all(row[q] == 0 for q in questions)
 
 
-def test_kernel_death_gets_a_row(broken):
-    rows, _, _ = broken
+def test_kernel_death_keeps_the_answers_checked_before_it(broken):
+    rows, questions, _, _ = broken
     row = rows["kills-kernel.ipynb"]
-    assert row["status"] in ("grader-error", "graded-with-errors"), row
-    assert row["reason"], row
+    # It dies right after the set-up cell, before any answer: nothing to grade, and a reason.
+    assert row["status"] == "graded-with-errors" and "the kernel died" in row["reason"], row
+    assert row["total"] == 0, row
 
 
 def test_batch_keeps_going_after_broken_submissions(broken):
-    rows, _, _ = broken
-    assert len(rows) == 7
+    rows, _, _, folder = broken
+    assert len(rows) == len(list(folder.iterdir())) == 11
+    assert all(r["sha256"] and "WARNING" not in r["reason"] for r in rows.values())
 
 
-def test_batch_command_writes_csv(built, tmp_path):
-    """The command an instructor runs: a folder in, one CSV row per submission out."""
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    write(solution("ex06_principles"), subs / "alice.ipynb")
-    (subs / "bob.ipynb").write_text("not json", encoding="utf-8")
-    out = tmp_path / "grades.csv"
-    run = subprocess.run([PYTHON, "-m", "usrok.grading", str(autograder("ex06_principles")), str(subs),
-                          "--out", str(out), "--workers", "1", "--timeout", "120"],
-                         capture_output=True, text=True, cwd=ROOT)
-    assert run.returncode == 0, run.stderr[-2000:]
+def test_kernel_that_does_not_start_is_its_own_status(built, tmp_path):
+    write(solution("ex06_principles"), tmp_path / "alice.ipynb")
+    (row,) = grade_submissions([(autograder("ex06_principles"), tmp_path / "alice.ipynb")], workers=1,
+                               timeout=60, kernel_name="no-such-kernel")
+    assert row["status"] == "kernel-did-not-start" and "NoSuchKernel" in row["reason"], row
+    assert row["total"] == 0
+
+
+def test_grader_refuses_without_a_sandbox_and_says_how_to_install_it(built, tmp_path):
+    """With no bwrap on PATH the command refuses (exit 2) and names the package; the loud
+    opt-out grades anyway, with a warning."""
+    write(solution("ex06_principles"), tmp_path / "alice.ipynb")
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("prlimit", "setpriv"):  # everything but bwrap
+        if shutil.which(tool):
+            (bare / tool).symlink_to(shutil.which(tool))
+    env = {**os.environ, "PATH": f"{Path(PYTHON).parent}:{bare}"}
+    cmd = [PYTHON, "-m", "usrok.grading", "grade", str(autograder("ex06_principles")), str(tmp_path),
+           "--out", str(tmp_path / "out.csv"), "--workers", "1", "--timeout", "120"]
+    refused = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    assert refused.returncode == 2 and "apt-get install bubblewrap" in refused.stderr, refused.stderr
+    assert "--unsafe-no-sandbox" in refused.stderr and not (tmp_path / "out.csv").exists()
+    unsafe = subprocess.run(cmd + ["--unsafe-no-sandbox"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert unsafe.returncode == 0 and "the notebooks run as YOU" in unsafe.stderr, unsafe.stderr[-2000:]
     import csv
 
-    rows = list(csv.DictReader(out.open()))
-    assert [r["file"] for r in rows] == ["alice.ipynb", "bob.ipynb"]
-    assert list(rows[0])[:4] == ["file", "status", "total", "max"] and list(rows[0])[-2:] == ["seconds", "reason"]
-    assert rows[0]["total"] == rows[0]["max"] and rows[1]["status"] == "invalid-notebook"
+    (row,) = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert row["status"] == "graded" and row["auto_total"] == row["auto_possible"], row
+
+
+def test_batch_command_writes_csv_and_merges_hand_grades(built, tmp_path):
+    """The commands an instructor runs: a folder in, one CSV row per submission out, with a column
+    for the hand-graded question; then the filled-in hand grades merged into final totals."""
+    import csv
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    name = "ex06_principles"
+    sol = solution(name)
+    write(sol, subs / "alice.ipynb")
+    wrong = ASSIGNMENTS[name]["wrong"][0]
+    write(with_wrong_answers(sol, [(wrong["question"], wrong["code"], wrong["why"])],
+                             built[name]["variables"]), subs / "carol.ipynb")
+    (subs / "bob.ipynb").write_text("not json", encoding="utf-8")
+    out = tmp_path / "grades.csv"
+    run = subprocess.run([PYTHON, "-m", "usrok.grading", "grade", str(autograder(name)), str(subs),
+                          "--out", str(out), "--workers", "2", "--timeout", "120"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
     assert "a minute" in run.stderr
+    manual = {q["name"]: q["points"] for q in ASSIGNMENTS[name]["questions"] if q["manual"]}
+    auto = [q["name"] for q in ASSIGNMENTS[name]["questions"] if not q["manual"]]
+    (hand_q, hand_pts), = manual.items()
+    hand_col = f"{hand_q} (by hand, 0-{hand_pts:g})"
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["file", "status", *auto, "auto_total", "auto_possible", hand_col,
+                             "total_possible", "seconds", "sha256", "reason"]
+    alice, bob, carol = rows
+    assert [r["file"] for r in rows] == ["alice.ipynb", "bob.ipynb", "carol.ipynb"]
+    full = sum(built[name]["questions"].values())
+    assert alice["auto_total"] == alice["auto_possible"] == f"{full:g}" and alice[hand_col] == ""
+    assert alice["total_possible"] == f"{full + hand_pts:g}" and bob["status"] == "invalid-notebook"
+    # The reason names the failing part: the test's own message or name, never its code.
+    assert float(carol[wrong["question"]]) < built[name]["questions"][wrong["question"]]
+    assert f"lost points on {wrong['question']}" in carol["reason"] and "test_" in carol["reason"], carol
+    assert "assert " not in carol["reason"] and "def " not in carol["reason"]
+
+    def hand_csv(scores: dict) -> Path:
+        path = tmp_path / "hand.csv"
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["file", hand_col])
+            w.writerows(scores.items())
+        return path
+
+    merge = [PYTHON, "-m", "usrok.grading", "merge", str(out)]
+    final = tmp_path / "final.csv"
+    ok = subprocess.run(merge + [str(hand_csv({"alice.ipynb": 3, "bob.ipynb": 0, "carol.ipynb": 1.5})),
+                                 "--out", str(final)], capture_output=True, text=True, cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    totals = {r["file"]: r for r in csv.DictReader(final.open())}
+    assert float(totals["alice.ipynb"]["total"]) == full + 3 and float(totals["bob.ipynb"]["total"]) == 0
+    assert float(totals["carol.ipynb"]["total"]) == float(carol["auto_total"]) + 1.5
+    assert float(totals["alice.ipynb"]["total_possible"]) == full + hand_pts
+    for bad, says in [({"alice.ipynb": 3, "bob.ipynb": 0, "carol.ipynb": hand_pts + 1}, "row 4 ('carol.ipynb')"),
+                      ({"alice.ipynb": -1, "bob.ipynb": 0, "carol.ipynb": 1}, "row 2 ('alice.ipynb')"),
+                      ({"alice.ipynb": 3, "bob.ipynb": 0, "carol.ipynb": 1, "dave.ipynb": 2},
+                       "row 5 ('dave.ipynb'): no such file"),
+                      ({"alice.ipynb": 3, "bob.ipynb": "", "carol.ipynb": 1}, "row 3 ('bob.ipynb')")]:
+        refused = subprocess.run(merge + [str(hand_csv(bad)), "--out", str(tmp_path / "no.csv")],
+                                 capture_output=True, text=True, cwd=ROOT)
+        assert refused.returncode == 1 and says in refused.stderr, (bad, refused.stderr)
+        assert not (tmp_path / "no.csv").exists()
+
+
+def test_csv_cells_cannot_start_a_formula(tmp_path):
+    """Text that a spreadsheet would run gets a leading quote; numbers stay numbers."""
+    import csv
+
+    from usrok import gradebook
+
+    info = {"questions": {"q1": 1.0}, "manual": {"q2": 2.0}}
+    names = ['=HYPERLINK("http://example.com","x").ipynb', "+1.ipynb", "-2.ipynb", "@SUM(A1).ipynb",
+             "\tx.ipynb", "\rx.ipynb", "plain.ipynb"]
+    rows = [{"file": n, "status": "graded", "total": 1.0, "q1": 1.0, "seconds": 2.5, "sha256": "ab",
+             "reason": "=cmd|' /C calc'!A0"} for n in names]
+    out = gradebook.write(tmp_path / "g.csv", rows, info)
+    read = list(csv.reader(out.open(newline="")))
+    for (file, *_rest), name in zip(read[1:], names):
+        assert file == (name if name == "plain.ipynb" else "'" + name), file
+    assert all(r[-1] == "'=cmd|' /C calc'!A0" for r in read[1:])
+    assert read[1][2] == "1" and read[1][3] == "1" and read[1][-3] == "2.5"  # numbers unquoted
 
 
 # ------------------------------------------------------------ student notebooks run anywhere
@@ -477,3 +654,21 @@ def test_principles_scale_runs_from_minus_one_to_three():
         m.loc[7, "score"] = bad
         problems = matrix_problems(m)
         assert len(problems) == 1 and "from -1 to 3 (first at row 7)" in problems[0], (bad, problems)
+
+
+def test_a_file_that_changes_while_graded_is_reported(built, tmp_path, monkeypatch):
+    """Each file is hashed before and after grading; a difference is reported in its row."""
+    from usrok import submissions
+
+    (tmp_path / "bob.ipynb").write_text("not json", encoding="utf-8")
+    real = submissions.sha256
+    calls = []
+
+    def drifting(path):  # the second look at the file sees other bytes
+        calls.append(path)
+        return real(path) if len(calls) == 1 else "0" * 64
+
+    monkeypatch.setattr(submissions, "sha256", drifting)
+    (row,) = grade_submissions([(autograder("ex06_principles"), tmp_path / "bob.ipynb")], workers=1)
+    assert len(calls) == 2 and row["status"] == "invalid-notebook", row
+    assert row["reason"].startswith("WARNING: the file changed while it was graded"), row

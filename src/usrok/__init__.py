@@ -9,7 +9,10 @@ code is copied between notebooks:
 - ``usrok.exercise`` -- what a student notebook imports (its grader, the assessment matrix)
 - ``usrok.checks`` -- the small checks the exercises' tests use
 - ``usrok.assignments`` -- where each assignment's files live, its master, otter's formats
-- ``usrok.grading`` -- the batch grader (``python -m usrok.grading``), with ``usrok.sandbox``
+- ``usrok.grading`` -- the batch grader (``python -m usrok.grading``): ``usrok.submissions``
+  (reading a file without running it), ``usrok.sandbox`` (bubblewrap) with ``usrok.runner``
+  (inside it) and ``usrok.answers`` (answers as data), ``usrok.scoring`` (the tests, outside
+  the sandbox) and ``usrok.gradebook`` (the grades CSV and hand-graded merge)
 """
 
 import os as _os

@@ -24,7 +24,7 @@ from pathlib import Path
 
 __all__ = ["EXERCISES", "master_path", "student_notebook", "dist_dir", "autograder_zip",
            "solution_notebook", "repo_root", "master_paths", "read_master", "assignments",
-           "read_autograder"]
+           "read_autograder", "manifest", "MANIFEST"]
 
 EXERCISES = "exercises"
 
@@ -129,18 +129,29 @@ def _natural(s: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
 
 
+MANIFEST = "usrok_assignment.json"  # added to each autograder zip by the build
+
+
+def manifest(master: dict) -> dict:
+    """What the build adds to an autograder zip: every question, hand-graded ones included."""
+    return {"assignment": master["name"], "questions": master["questions"]}
+
+
 def read_autograder(zip_path: str | os.PathLike) -> dict:
     """Questions in an autograder zip: ``{"questions": {name: points}, "variables": {name: [...]},
-    "assignment": name}``.
+    "manual": {name: points}, "assignment": name}``.
 
-    ``variables`` lists, per question, the notebook variables its tests read (the test
-    functions' parameters), used to say which answer a submission lacks.
+    ``questions`` are the auto-graded questions (points from the test files, which score
+    them); ``variables`` lists, per question, the notebook variables its tests read (the
+    test functions' parameters); ``manual`` the questions graded by hand (from the build's
+    manifest, :data:`MANIFEST`; empty for a zip without one).
     """
     questions: dict[str, float] = {}
     variables: dict[str, list[str]] = {}
     with zipfile.ZipFile(zip_path) as zf:
         names = sorted(n for n in zf.namelist() if re.fullmatch(r"tests/[^/]+\.py", n))
         config = json.loads(zf.read("otter_config.json")) if "otter_config.json" in zf.namelist() else {}
+        extra = json.loads(zf.read(MANIFEST)) if MANIFEST in zf.namelist() else {}
         for n in names:
             src = zf.read(n).decode("utf-8")
             q = Path(n).stem
@@ -168,5 +179,6 @@ def read_autograder(zip_path: str | os.PathLike) -> dict:
             questions[q] = float(pts)
             variables[q] = params
     order = sorted(questions, key=_natural)
-    return {"questions": {q: questions[q] for q in order}, "variables": variables,
-            "assignment": config.get("assignment_name")}
+    manual = {q["name"]: float(q["points"]) for q in extra.get("questions", []) if q.get("manual")}
+    return {"questions": {q: questions[q] for q in order}, "variables": variables, "manual": manual,
+            "assignment": config.get("assignment_name") or extra.get("assignment")}

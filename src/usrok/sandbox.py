@@ -1,262 +1,314 @@
-"""Run one submission apart from the batch: a worker process, its kernel, limits and clean-up.
+"""Run one submission in a bubblewrap sandbox; bring back its answers as data.
 
-A worker is a long-lived Python process (``python -m usrok.sandbox``) in its own session
-that grades one notebook at a time with ``otter run``'s own machinery: a cell that runs
-longer than the cell limit is interrupted and grading goes on; a submission that exceeds
-the time limit is killed with its kernel and the worker is replaced. Every process of a
-batch carries the batch's marker, so that none outlives it.
+Outside (the grader): :func:`run` starts ``bwrap`` for one notebook and waits at most
+``Limits.wall`` seconds. Inside, our runner (:mod:`usrok.runner`) executes the notebook in a
+fresh Jupyter kernel and records, at each ``grader.check("qN")`` and at the end, the
+variables each question's tests read (:class:`usrok.runner.Recorder`). It prints one
+status line and the recorded answers; nothing else leaves the sandbox. The tests never
+run in here (see :mod:`usrok.scoring`).
 
-This separates a submission's *process* from the batch's; it is not a security boundary
-(student code runs as the instructor's user).
+The sandbox (:func:`bwrap_command`):
+
+- its own PID, network (loopback only), IPC and UTS namespaces; ``--die-with-parent`` and
+  ``--new-session``: ending the sandbox ends everything it started, daemons included;
+- a private working folder (a size-limited tmpfs) holding a copy of the notebook, and a
+  size-limited ``/tmp``; read-only: the Python environment, the course package and data
+  from the autograder zip (never its tests), and the runner; nothing else of the machine
+  (no repository, zip, other submission, output folder or home folder);
+- an empty environment except what the kernel needs;
+- limits per process (``prlimit``): address space, processes (per sandbox), file size, CPU
+  seconds, no core files; and the wall clock, enforced from outside;
+- as root, the code runs as an unprivileged user of its own (one per worker slot); as
+  another user, in a user namespace with no capabilities.
+
+Without ``bwrap`` the grader refuses (:class:`SandboxUnavailable` says how to install it),
+unless the instructor passes the explicit ``unsafe`` opt-out: then the same runner runs as
+the instructor, with the limits but without the namespaces.
+
+The runner, :mod:`usrok.answers` and :mod:`usrok.scoring` are copied into a package
+``usrok_grader`` that the sandbox reads (:func:`prepare_runtime`). Only the standard library
+is imported at import time.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-def kill_tree(proc: subprocess.Popen) -> None:
-    """Kill a worker, its process group and every descendant (the kernel runs in its own session)."""
-    pids: list[int] = []
+from .answers import MAX_BYTES
+from .runner import RUNTIME_PACKAGE, WORK
+
+__all__ = ["Limits", "SandboxUnavailable", "INSTALL_HINT", "available", "bwrap_command", "prepare_runtime",
+           "run"]
+
+INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: "
+                "`sudo dnf install bubblewrap`), or run `make test` once, which installs it")
+SANDBOX_UID = 0x70000000        # as root: the unprivileged user of worker slot k is this + k
+RUNTIME_MODULES = ("answers.py", "runner.py", "scoring.py")
+
+
+@dataclass
+class Limits:
+    """Per-submission limits (memory and file size in bytes, times in seconds)."""
+
+    wall: float = 60.0                # the whole submission, enforced from outside
+    cell: float = 30.0                # one cell, then the kernel is interrupted
+    memory: int = 2 * 1024**3         # address space per process (a kernel needs about 1 GiB)
+    processes: int = 64               # processes and threads in the sandbox (honest runs use < 25)
+    file_size: int = 64 * 1024**2     # the largest file a process may write
+    disk: int = 256 * 1024**2         # each tmpfs: the working folder and /tmp
+    answers: int = MAX_BYTES          # bytes of answers read back
+
+    def prlimit(self) -> list[str]:
+        cpu = int(self.wall) + 10
+        return ["prlimit", f"--as={self.memory}", f"--nproc={self.processes}", f"--fsize={self.file_size}",
+                f"--cpu={cpu}", "--core=0", "--"]
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing or cannot create a sandbox on this machine."""
+
+
+def available() -> str | None:
+    """None if a sandbox can be made here, else why not (with how to fix it)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return f"bubblewrap (`bwrap`) is not installed: {INSTALL_HINT}"
+    for tool in ("prlimit",) + (("setpriv",) if os.geteuid() == 0 else ()):
+        if shutil.which(tool) is None:
+            return f"`{tool}` (util-linux) is not installed: `sudo apt-get install util-linux`"
+    probe = [bwrap, *_namespaces(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--", "true"]
+    try:
+        p = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"bubblewrap could not start: {e}"
+    if p.returncode != 0:
+        return (f"bubblewrap cannot create a sandbox here ({p.stderr.strip()[:200]}); unprivileged user "
+                "namespaces may be disabled (on Ubuntu 24.04: `sudo sysctl "
+                "kernel.apparmor_restrict_unprivileged_userns=0`), or run the grader as root")
+    return None
+
+
+def _namespaces() -> list[str]:
+    spaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    # As root, no user namespace: the code is run as an unprivileged user instead (setpriv),
+    # which keeps the process limit per sandbox. Otherwise a user namespace with no capabilities.
+    return spaces if os.geteuid() == 0 else ["--unshare-user", *spaces]
+
+
+# --------------------------------------------------------------------------- the runtime
+def prepare_runtime(folder: Path) -> Path:
+    """Write what every sandbox of a batch reads: the runner package and a minimal /etc.
+
+    Returns ``folder``, which then holds ``grader/usrok_grader/`` and ``etc/``. Each
+    autograder zip of the batch has a folder of its own (see :func:`bwrap_command`).
+    """
+    pkg = folder / "grader" / RUNTIME_PACKAGE
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text('"""The grader\'s runner, as the sandbox sees it."""\n')
+    here = Path(__file__).resolve().parent
+    for name in RUNTIME_MODULES:
+        shutil.copyfile(here / name, pkg / name)
+    etc = folder / "etc"
+    etc.mkdir(exist_ok=True)
+    uid = "\n".join(f"student{k}:x:{SANDBOX_UID + k}:{SANDBOX_UID + k}::{WORK}:/bin/sh" for k in range(16))
+    (etc / "passwd").write_text(f"root:x:0:0::/root:/bin/sh\n{uid}\nnobody:x:65534:65534::/:/bin/sh\n"
+                                f"student:x:{os.getuid()}:{os.getgid()}::{WORK}:/bin/sh\n")
+    (etc / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    (etc / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
+    for p in [folder, *folder.rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    return folder
+
+
+def _python_roots() -> list[str]:
+    """Folders the sandbox's Python needs, read-only: the environment and the interpreter's."""
+    paths = {sys.prefix, os.path.realpath(sys.prefix), sys.base_prefix, os.path.realpath(sys.base_prefix)}
+    keep: list[str] = []
+    for p in sorted(paths):
+        if p == "/usr" or p.startswith("/usr/") or any(p == k or p.startswith(k + "/") for k in keep):
+            continue
+        keep.append(p)
+    return keep
+
+
+def _environment(limits: Limits, autograder: Path) -> dict[str, str]:
+    """The whole environment of the sandbox (nothing is inherited)."""
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": WORK, "TMPDIR": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+        "PYTHONPATH": "/course:/grader", "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
+        "USROK_DATA": "/course/data", "USROK_CACHE_DIR": "/cache" if (autograder / "cache").is_dir() else "/tmp/usrok",
+        "IPYTHONDIR": f"{WORK}/.ipython", "JUPYTER_PLATFORM_DIRS": "1", "MPLCONFIGDIR": "/tmp/matplotlib",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
+    }
+    return env
+
+
+def bwrap_command(runtime: Path, autograder: Path, submission_dir: Path, limits: Limits,
+                  slot: int = 0) -> list[str]:
+    """The full command that runs the runner on ``submission_dir`` (task.json + notebook).
+
+    ``runtime`` is the batch's folder (:func:`prepare_runtime`); ``autograder`` the zip's
+    folder, whose ``course/`` (the zip's course package and data, no tests) and ``cache/``
+    (the data loader's validation cache, written by the grader) the sandbox reads.
+    """
+    cmd = [shutil.which("bwrap") or "bwrap", *_namespaces(), "--die-with-parent", "--new-session",
+           "--hostname", "sandbox", "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev",
+           # the writable folders first: what is bound later (a Python under /tmp) stays visible
+           "--perms", "1777", "--size", str(limits.disk), "--tmpfs", "/tmp",
+           "--perms", "0777", "--size", str(limits.disk), "--tmpfs", WORK]
+    made = {"/", "/usr", "/proc", "/dev", "/tmp", WORK}
+
+    def bind(src: str, dest: str) -> None:
+        parents = [str(p) for p in reversed(Path(dest).parents) if str(p) not in made]
+        for parent in parents:  # bwrap would make missing parents 0700: unreadable to the sandbox user
+            cmd.extend(["--perms", "0755", "--dir", parent])
+        made.update(parents)
+        cmd.extend(["--ro-bind", src, dest])
+
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            cmd += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            bind(top, top)
+    for etc in ("/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime"):
+        if os.path.exists(etc):
+            bind(etc, etc)
+    for name in ("passwd", "group", "hosts"):
+        bind(str(runtime / "etc" / name), f"/etc/{name}")
+    for root in _python_roots():
+        bind(root, root)
+    cmd += ["--ro-bind", str(autograder / "course"), "/course",
+            "--ro-bind", str(runtime / "grader"), "/grader",
+            "--ro-bind", str(submission_dir), "/input"]
+    if (autograder / "cache").is_dir():
+        cmd += ["--ro-bind", str(autograder / "cache"), "/cache"]
+    cmd += ["--chdir", WORK, "--clearenv"]
+    for k, v in _environment(limits, autograder).items():
+        cmd += ["--setenv", k, v]
+    inner = [*limits.prlimit(), sys.executable, "-B", "-m", f"{RUNTIME_PACKAGE}.runner", "/input/task.json"]
+    if os.geteuid() == 0:
+        uid = str(SANDBOX_UID + slot)
+        cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--",
+                shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--", *inner]
+    else:
+        cmd += ["--cap-drop", "ALL", "--", *inner]
+    return cmd
+
+
+def _unsafe_command(runtime: Path, autograder: Path, submission_dir: Path, limits: Limits,
+                    work: Path) -> tuple[list[str], dict]:
+    """The runner without a sandbox (the instructor opted out): same limits, same environment."""
+    env = _environment(limits, autograder)
+    env.update({"HOME": str(work), "PYTHONPATH": f"{autograder / 'course'}:{runtime / 'grader'}",
+                "USROK_DATA": str(autograder / "course" / "data"), "IPYTHONDIR": str(work / ".ipython"),
+                "USROK_CACHE_DIR": str(work / ".cache"), "USROK_SANDBOX_WORK": str(work),
+                "USROK_SANDBOX_INPUT": str(submission_dir)})
+    return [*limits.prlimit(), sys.executable, "-B", "-m", f"{RUNTIME_PACKAGE}.runner",
+            str(submission_dir / "task.json")], env
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill the sandbox (bwrap takes everything inside with it) or, without one, the runner's tree."""
     try:
         import psutil
 
-        pids = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-    except Exception:
-        # Without psutil: walk /proc for descendants (Linux).
-        try:
-            parent_of = {}
-            for d in os.listdir("/proc"):
-                if d.isdigit():
-                    try:
-                        with open(f"/proc/{d}/stat") as fh:
-                            parent_of[int(d)] = int(fh.read().rsplit(")", 1)[1].split()[1])
-                    except (OSError, ValueError, IndexError):
-                        pass
-            frontier = [proc.pid]
-            while frontier:
-                p = frontier.pop()
-                kids = [c for c, pp in parent_of.items() if pp == p]
-                pids += kids
-                frontier += kids
-        except OSError:
-            pass
-    for pid in pids:
-        try:
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, OSError):
-            pass
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, OSError):
-            pass
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    except Exception:  # psutil missing or the process is gone
+        pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
+    except OSError:
         pass
     try:
         proc.kill()
     except OSError:
         pass
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:  # pragma: no cover
         pass
 
 
-BATCH_MARKER = "USROK_GRADING_BATCH"
-LAST_SWEPT: list[int] = []  # pids :func:`grade_submissions` had to kill after its last batch
+def run(runtime: Path, autograder: Path, submission_dir: Path, limits: Limits, *, slot: int = 0,
+        unsafe: bool = False) -> dict:
+    """Run the notebook in ``submission_dir`` (written by the grader) and return the result.
 
-
-def _batch_processes(batch: str) -> list[int]:
-    """Processes (any user-visible pid) whose environment carries this batch's marker."""
-    needle = f"{BATCH_MARKER}={batch}".encode()
-    found = []
-    for d in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not d.isdigit() or int(d) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{d}/environ", "rb") as fh:
-                if needle in fh.read().split(b"\0"):
-                    found.append(int(d))
-        except OSError:
-            pass
-    return found
-
-
-def sweep(batch: str) -> list[int]:
-    """Kill anything the batch left running (should be nothing); return the pids killed."""
-    pids = _batch_processes(batch)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    return pids
-
-
-class Worker:
-    """A long-lived grading process (``python -m usrok.sandbox``) in its own session."""
-
-    def __init__(self, log_dir: Path, index: int, batch: str = ""):
-        self.log_path = log_dir / f"worker-{index}.log"
-        self.index = index
-        self.batch = batch or log_dir.name
-        self.proc: subprocess.Popen | None = None
-        self._buf = b""
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-        # otter's temporary folders go under the batch's own folder (removed at the end, even
-        # when a killed worker could not clean up), and every process of the batch, kernels
-        # included, carries the batch's marker so that none can outlive it.
-        tmp = self.log_path.parent / f"tmp-{self.index}"
-        tmp.mkdir(exist_ok=True)
-        env["TMPDIR"] = str(tmp)
-        env[BATCH_MARKER] = self.batch
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "usrok.sandbox"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-            start_new_session=True, env=env)
-        log.close()
-        self._buf = b""
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            kill_tree(self.proc)
-            self.proc = None
-
-    def run(self, task: dict, timeout: float) -> dict | None:
-        """Send one task; the result dict, or None if the worker timed out or died."""
-        if not self.alive():
-            self.start()
-        assert self.proc and self.proc.stdin and self.proc.stdout
-        try:
-            self.proc.stdin.write((json.dumps(task) + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self.kill()
-            return {"_died": True}
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self._buf:
+    The result: ``status`` (``ok``, ``kernel-did-not-start``, ``kernel-died``, ``timeout``,
+    ``sandbox-failed``), ``cell_errors``, ``timed_out_cells``, ``answers`` (the recorder's
+    JSON lines, bytes) and ``seconds``.
+    """
+    started = time.monotonic()
+    work = None
+    if unsafe:
+        work = submission_dir / "work"
+        work.mkdir(exist_ok=True)
+        cmd, env = _unsafe_command(runtime, autograder, submission_dir, limits, work)
+        cwd = str(work)
+    else:
+        cmd, cwd = bwrap_command(runtime, autograder, submission_dir, limits, slot), "/"
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=env, cwd=cwd, start_new_session=True, close_fds=True)
+    out, too_big, timed_out = bytearray(), False, False
+    deadline = started + limits.wall
+    fd = proc.stdout.fileno()
+    try:
+        while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                self.kill()
-                return None
+                timed_out = True
+                break
             ready, _, _ = select.select([fd], [], [], min(left, 1.0))
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:  # the worker died
-                    self.kill()
-                    return {"_died": True}
-                self._buf += chunk
-            elif not self.alive():
-                self.kill()
-                return {"_died": True}
-        line, self._buf = self._buf.split(b"\n", 1)
-        try:
-            return json.loads(line)
-        except ValueError:
-            return {"_died": True}
-
-
-def worker_loop() -> None:
-    """Grade tasks read from stdin, one JSON line each; answer on the original stdout."""
-    proto = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # anything otter or a library prints goes to the log, not the protocol
-    sys.stdout = sys.stderr
-    import logging as _logging
-
-    _logging.getLogger("traitlets").setLevel(_logging.CRITICAL)
-    import nbconvert.preprocessors as nbp
-    import otter.run  # noqa: F401 - imported once per worker, not once per submission
-
-    base = nbp.ExecutePreprocessor
-
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        task = json.loads(line)
-        started = time.monotonic()
-
-        class _Timed(base):  # a cell that runs too long is interrupted; grading goes on
-            def __init__(self, *a, **kw):
-                super().__init__(*a, **kw)
-                self.timeout = task.get("cell_timeout") or None
-                self.interrupt_on_timeout = True
-                self.error_on_timeout = {"ename": "CellTimeoutError",
-                                         "evalue": f"cell stopped after {self.timeout} s",
-                                         "traceback": []}
-                self.startup_timeout = 60
-                self.shutdown_kernel = "immediate"  # no graceful wait: the notebook is done
-
-        nbp.ExecutePreprocessor = _Timed
-        try:
-            answer = _grade_one(task["autograder"], task["submission"])
-        except BaseException as e:  # report, never crash the worker
-            answer = {"error": f"{type(e).__name__}: {str(e).strip()[:300]}"}
-        finally:
-            nbp.ExecutePreprocessor = base
-        answer["seconds"] = round(time.monotonic() - started, 2)
-        proto.write(json.dumps(answer) + "\n")
-        proto.flush()
-
-
-def _grade_one(autograder: str, submission: str) -> dict:
-    """Grade one submission in this process with otter's runner; scores and cell errors."""
-    import otter.run
-
-    results = otter.run.main(submission, autograder=autograder, output_dir=None, no_logo=True)
-    out: dict[str, Any] = {"scores": {}, "failed": {}, "cell_errors": []}
-    if getattr(results, "_catastrophic_error", None) is not None:
-        out["error"] = f"grading failed: {results._catastrophic_error}"
-    for name, tf in results.results.items():
-        out["scores"][name] = float(tf.score)
-        results_ = list(getattr(tf, "test_case_results", []))
-        failed = [r for r in results_ if not r.passed]
-        if failed:
-            # Only the tests' own messages: the CSV must not quote hidden test code.
-            notes = []
-            for r in failed:
-                last = [l.strip() for l in str(r.message).splitlines() if l.strip()]
-                m = re.match(r"^(\w*(?:Error|Exception))\b:?\s*(.*)$", last[-1]) if last else None
-                if m and m.group(2):
-                    notes.append(m.group(2)[:120])
-                elif m and m.group(1) != "AssertionError":
-                    notes.append(m.group(1))
-            summary = f"{len(failed)} of {len(results_)} test(s) failed"
-            notes = list(dict.fromkeys(notes))
-            out["failed"][name] = summary + (": " + "; ".join(notes[:2]) if notes else "")
-    nb = getattr(results, "notebook", None)
-    if nb is not None:
-        for i, cell in enumerate(nb.cells):
-            for o in cell.get("outputs", []):
-                if o.get("output_type") == "error":
-                    ename, evalue = o.get("ename", "Error"), str(o.get("evalue", ""))
-                    src = "".join(cell.get("source", "")).strip().splitlines()
-                    if ename in ("CellTimeoutError", "KeyboardInterrupt") or evalue.startswith("cell stopped"):
-                        out["cell_errors"].append(f"a cell ran too long and was interrupted "
-                                                  f"(cell {src[0][:50] if src else ''!r})")
-                    else:
-                        out["cell_errors"].append(
-                            f"{ename}: {evalue[:120]} (in cell {src[0][:50] if src else ''!r})")
-    return out
-
-
-if __name__ == "__main__":
-    worker_loop()
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            out += chunk
+            if len(out) > limits.answers + 65536:
+                too_big = True
+                break
+    finally:
+        if timed_out or too_big:
+            _kill(proc)
+        else:
+            try:
+                proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill(proc)
+        proc.stdout.close()
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+    seconds = round(time.monotonic() - started, 2)
+    if timed_out:
+        return {"status": "timeout", "seconds": seconds}
+    if too_big:
+        return {"status": "sandbox-failed", "seconds": seconds,
+                "detail": f"the notebook's answers exceed {limits.answers // 1_000_000} MB"}
+    head, _, answers = bytes(out).partition(b"\n")
+    try:
+        result = json.loads(head)
+        if not isinstance(result, dict) or "status" not in result:
+            raise ValueError
+    except (ValueError, RecursionError):
+        return {"status": "sandbox-failed", "seconds": seconds,
+                "detail": f"the sandbox gave no result (exit code {proc.returncode})"}
+    result.update(answers=answers, seconds=seconds)
+    return result
