@@ -265,6 +265,33 @@ class ExerciseLinks(SphinxDirective):
         return [para]
 
 
+class DataCatalogue(SphinxDirective):
+    """``{data-catalogue}``: the Data sources page's tables, from ``data/datapackage.json``.
+
+    A summary whose table names link to one section per table (real sections, so the
+    page's "Contents" lists them), each with its CSV, sources (web addresses as links,
+    raw files of the repository as downloads and repository links) and columns; see
+    ``usrok.data.catalogue_markdown``. The page is read again when the data change.
+    """
+
+    def run(self):
+        from docutils.statemachine import StringList
+
+        from usrok import data
+
+        data_dir = Path(self.env.srcdir) / "data"
+        docdir = Path(self.env.doc2path(self.env.docname)).parent
+        prefix = Path(os.path.relpath(data_dir, docdir)).as_posix() + "/"
+        for path in [data_dir / "datapackage.json", *sorted(data_dir.glob("*.csv")), *sorted(data_dir.glob("*.geojson"))]:
+            self.env.note_dependency(str(path))
+        text = data.catalogue_markdown(link_prefix=prefix, data_dir=data_dir,
+                                       repository_url=self.config.html_theme_options.get("repository_url"))
+        holder = nodes.Element()
+        self.state.nested_parse(StringList(text.splitlines(), source=str(data_dir / "datapackage.json")),
+                                self.content_offset, holder, match_titles=True)
+        return holder.children
+
+
 # pydata-sphinx-theme's template hard-codes this 1.5 MB script. The icons also come from
 # the theme's CSS web font, so the script only re-draws them as SVG, and on a first
 # visit it delays every chart (deferred scripts run in order).
@@ -484,6 +511,7 @@ def setup(app):
     app.connect("env-get-outdated", _outdated)
     app.connect("build-finished", _store_inputs)
     app.add_directive("exercise-links", ExerciseLinks)
+    app.add_directive("data-catalogue", DataCatalogue)
     app.connect("build-finished", _fix_written_pages)
     app.connect("builder-inited", _write_static)
     app.connect("html-page-context", _page_assets)

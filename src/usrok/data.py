@@ -489,7 +489,8 @@ def catalogue_markdown(link_prefix: str = "../data/", data_dir=None,
                        repository_url: str | None = None) -> str:
     """MyST Markdown describing every resource of datapackage.json.
 
-    Used by ``chapters/data_sources.md``: a summary table whose table names link to one
+    Used by the ``{data-catalogue}`` directive (``usrok.book``) on the Data sources page:
+    a summary table whose table names link to one
     section per table (heading, labelled ``data-<name>``, so the page's contents list
     them), with a CSV download, description, coverage, sources, licence and columns.
     ``link_prefix`` is the path from the page to ``data/`` (download links use the
@@ -507,7 +508,7 @@ def catalogue_markdown(link_prefix: str = "../data/", data_dir=None,
         rows = f"{len(load(name, data_dir)):,}" if "schema" in r else "–"
         lines.append(f"| {{ref}}`{name} <{_label(name)}>` | {_md(title)} | {rows} "
                      f"| {_md(r.get('coverage', ''))} | {link} |")
-        b = [f"({_label(name)})=", f"## {_md(title)}", "",
+        b = [f"({_label(name)})=", f"### {_md(title)}", "",
              f"Table `{name}`: `data.load(\"{name}\")` -- {link}", ""]
         b += [_md(r.get("description", "")), ""]
         b += [f"- **Coverage:** {_md(r.get('coverage', ''))}"]
