@@ -286,10 +286,16 @@ class DataCatalogue(SphinxDirective):
             self.env.note_dependency(str(path))
         text = data.catalogue_markdown(link_prefix=prefix, data_dir=data_dir,
                                        repository_url=self.config.html_theme_options.get("repository_url"))
-        holder = nodes.Element()
-        self.state.nested_parse(StringList(text.splitlines(), source=str(data_dir / "datapackage.json")),
-                                self.content_offset, holder, match_titles=True)
-        return holder.children
+        # The summary, then the sections (parsed with titles allowed: a nested parse that
+        # allows titles keeps nothing before the first one).
+        lines = text.splitlines()
+        first = next(i for i, line in enumerate(lines) if line.startswith("(data-"))
+        source = str(data_dir / "datapackage.json")
+        summary, sections = nodes.Element(), nodes.Element()
+        self.state.nested_parse(StringList(lines[:first], source=source), self.content_offset, summary)
+        self.state.nested_parse(StringList(lines[first:], source=source), self.content_offset, sections,
+                                match_titles=True)
+        return summary.children + sections.children
 
 
 # pydata-sphinx-theme's template hard-codes this 1.5 MB script. The icons also come from
@@ -331,6 +337,10 @@ CSP_DIRECTIVES = {
     "base-uri": "'self'",
     "form-action": "'self'",
 }
+# sphinx-book-theme's header buttons (full screen, print to PDF). Every page's policy
+# allows both: the search page parses the other pages' HTML to quote them, and the
+# browser reports each handler there that its own policy does not name.
+THEME_HANDLERS = ("toggleFullScreen()", "window.print()")
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)([^>]*)>(.*?)</script>", re.S | re.I)
 _INLINE_HANDLER = re.compile(r'\son[a-z]+="([^"]*)"')
 _CONTENT = re.compile(r'<article class="bd-article".*</article>', re.S)
@@ -351,7 +361,8 @@ def content_security_policy(page_html: str) -> str:
     chrome = page_html[:content.start()] + page_html[content.end():] if content else page_html
     scripts = sorted({_sha256(m.group(2)) for m in _INLINE_SCRIPT.finditer(chrome)
                       if "json" not in m.group(1).lower()})
-    handlers = sorted({_sha256(html.unescape(m.group(1))) for m in _INLINE_HANDLER.finditer(chrome)})
+    handlers = sorted({_sha256(html.unescape(m.group(1))) for m in _INLINE_HANDLER.finditer(chrome)}
+                      | {_sha256(h) for h in THEME_HANDLERS})
     directives = dict(CSP_DIRECTIVES)
     directives["script-src"] = " ".join([directives["script-src"], *scripts]
                                         + (["'unsafe-hashes'", *handlers] if handlers else []))
@@ -372,6 +383,13 @@ def with_csp(page_html: str) -> str:
     return page_html[:match.end()] + meta + page_html[match.end():]
 
 
+# A glued HTML output (a styled table in a {glue:figure}) sits outside .cell_output, so
+# the theme does not make it focusable when it scrolls (course.css lets wide outputs
+# scroll in their own box): keyboard users could not scroll it (axe:
+# scrollable-region-focusable).
+_GLUED_OUTPUT = re.compile(r'(<figure\b[^>]*>\s*<div class="output text_html")>')
+
+
 def _note_build_start(app) -> None:
     app.usrok_build_started = time.time()
 
@@ -383,6 +401,7 @@ def _fix_written_pages(app, exception) -> None:
       opening JSON as text in a new tab.
     - The duplicate Font Awesome script is dropped (see ``_FONTAWESOME_JS``).
     - The bibliography's invalid list role is removed (see ``_CITATION_LIST``).
+    - Glued HTML outputs can be scrolled with the keyboard (see ``_GLUED_OUTPUT``).
     - Pages other than search.html do not load the search index (see
       ``_INLINE_SEARCH_SCRIPTS``) unless search-as-you-type is switched on.
     - Every page carries its Content-Security-Policy (see :func:`with_csp`).
@@ -399,6 +418,7 @@ def _fix_written_pages(app, exception) -> None:
         text = page.read_text(encoding="utf-8")
         fixed = _FONTAWESOME_JS.sub("", _DOWNLOAD_BUTTON.sub(r'<a href="\1" download\2', text))
         fixed = fixed.replace(_CITATION_LIST, '<div class="citation-list">')
+        fixed = _GLUED_OUTPUT.sub(r'\1 tabindex="0">', fixed)
         if not as_you_type and page.name != "search.html":
             fixed = _INLINE_SEARCH_SCRIPTS.sub("", fixed)
         fixed = with_csp(fixed)  # last: it hashes the scripts the page ends up with

@@ -473,7 +473,8 @@ def _source_md(s: dict, d: Path, link_prefix: str, repository_url: str | None) -
         out = f"[{title}](<{http_url(path)}>)"
     elif local:
         rel = link_prefix + local.removeprefix("data/") if local.startswith("data/") else link_prefix + "../" + local
-        out = f"{title}: {{download}}`{_md(local)} <{rel}>`"
+        shown = re.sub(r"[`<>]", "", local)  # role text is not Markdown: no escapes, no backticks
+        out = f"{title}: {{download}}`{shown} <{rel}>`"
         if repository_url and http_url(repository_url):
             out += f" ([in the repository](<{http_url(repository_url).rstrip('/')}/blob/main/{local}>))"
     elif path:
@@ -508,7 +509,7 @@ def catalogue_markdown(link_prefix: str = "../data/", data_dir=None,
         rows = f"{len(load(name, data_dir)):,}" if "schema" in r else "–"
         lines.append(f"| {{ref}}`{name} <{_label(name)}>` | {_md(title)} | {rows} "
                      f"| {_md(r.get('coverage', ''))} | {link} |")
-        b = [f"({_label(name)})=", f"### {_md(title)}", "",
+        b = [f"({_label(name)})=", f"## {_md(title)}", "",
              f"Table `{name}`: `data.load(\"{name}\")` -- {link}", ""]
         b += [_md(r.get("description", "")), ""]
         b += [f"- **Coverage:** {_md(r.get('coverage', ''))}"]
