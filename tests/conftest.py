@@ -146,8 +146,10 @@ def open_page(browser, server):
                               wait_until="load", timeout=10000)
         if wait_for_charts and page.locator(".usrok-chart").count():
             try:
+                # A function, not an expression string: under the pages' Content-Security-
+                # Policy Playwright cannot eval a string when the wait times out.
                 page.wait_for_function(
-                    "[...document.querySelectorAll('.usrok-chart')].every(e => e.dataset.drawn)",
+                    "() => [...document.querySelectorAll('.usrok-chart')].every(e => e.dataset.drawn)",
                     timeout=15000)
             except PlaywrightTimeout:
                 pass  # the test's own assertions say which chart did not draw, and why

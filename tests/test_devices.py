@@ -124,10 +124,10 @@ def test_phone_menu_and_contents_open_their_panels(browser, open_page, how):
             else:
                 button.focus()
                 page.keyboard.press("Enter")
-            page.wait_for_function(f"document.querySelector('{dialog}').open", timeout=5000)
+            page.wait_for_function(f"() => document.querySelector('{dialog}').open", timeout=5000)
             page.locator(f"{dialog} {link}").first.wait_for(state="visible", timeout=5000)
             page.keyboard.press("Escape")
-            page.wait_for_function(f"!document.querySelector('{dialog}').open", timeout=5000)
+            page.wait_for_function(f"() => !document.querySelector('{dialog}').open", timeout=5000)
     finally:
         ctx.close()
 
@@ -152,7 +152,7 @@ def test_laptop_menu_hides_and_shows_the_sidebar_and_contents_are_shown(browser,
                 button.focus()
                 page.keyboard.press("Enter")
             expected = "" if hidden else "!"
-            page.wait_for_function(f"{expected}document.getElementById('pst-primary-sidebar')"
+            page.wait_for_function(f"() => {expected}document.getElementById('pst-primary-sidebar')"
                                    ".classList.contains('pst-sidebar-hidden')", timeout=5000)
     finally:
         ctx.close()
@@ -201,7 +201,7 @@ def test_charts_switch_to_the_dark_theme_with_the_page(browser, open_page):
             page.locator(".theme-switch-button").first.click()
             if page.evaluate("document.documentElement.dataset.theme") == "dark":
                 break
-        page.wait_for_function("document.querySelector('.usrok-chart').dataset.theme === 'dark'"
+        page.wait_for_function("() => document.querySelector('.usrok-chart').dataset.theme === 'dark'"
                                " && !document.querySelector('.usrok-chart').dataset.redrawing", timeout=10000)
         dark_fill = page.evaluate(AXIS_LABEL_FILL)
         assert light_fill != dark_fill, "axis labels kept their colour"
