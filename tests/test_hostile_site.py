@@ -106,6 +106,7 @@ def hostile_server(hostile_site):
     httpd.shutdown()
 
 
+@pytest.mark.slow  # builds a one-page book (about 20 s)
 def test_hostile_data_cells_neither_break_the_page_nor_run(browser, hostile_site, hostile_server):
     html = (hostile_site / "page.html").read_text(encoding="utf-8")
     assert 'href="javascript' not in html.lower()

@@ -150,7 +150,9 @@ function narrow(spec, width) {
   const legend = { orient: "bottom", direction: "horizontal", columns,
                    labelLimit: Math.max(60, Math.floor(width / columns) - 40) };
   const labelLimit = Math.round(width * 0.34);
-  spec.config = merge(spec.config, { legend, axis: { labelLimit } });
+  // Several legends below the chart stack up instead of standing side by side.
+  const layout = { bottom: { anchor: "start", direction: "vertical", margin: 6 } };
+  spec.config = merge(spec.config, { legend: { ...legend, layout }, axis: { labelLimit } });
   for (const view of views(spec)) {
     for (const [channel, def] of Object.entries(view.encoding || {})) {
       if (!def || typeof def !== "object") continue;
@@ -193,9 +195,9 @@ function prepare(spec, pool, width) {
   return out;
 }
 
-// The width signals of the chart's views (one per concatenated view).
+// The width signals of the chart's views (one per concatenated view; facets: child_width).
 function widthSignals(view) {
-  const state = view.getState({ signals: (name) => /^(width|concat_\d+_width)$/.test(name),
+  const state = view.getState({ signals: (name) => /^(width|child_width|concat_\d+_(?:child_)?width)$/.test(name),
                                 data: () => false, recurse: true }).signals;
   return Object.entries(state || {}).filter(([, v]) => typeof v === "number" && v > 0);
 }
