@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 
@@ -165,6 +166,38 @@ def test_a_tap_shows_the_nearest_points_values(browser, open_page):
         tooltip = page.locator("#vg-tooltip-element")
         tooltip.wait_for(state="visible", timeout=5000)
         assert "Year" in tooltip.inner_text() and spot["tip"]["Year"] in tooltip.inner_text()
+    finally:
+        ctx.close()
+
+
+def test_a_finger_drags_the_zoom_strip(browser, open_page):
+    """A horizontal swipe across the strip under a troop chart zooms the chart above it."""
+    ctx = _context(browser, PHONE, "light")
+    try:
+        page = open_page(CHAPTER, context=ctx).page
+        labels = ("() => [...document.querySelector('.usrok-chart svg').querySelectorAll('.role-axis-label text')]"
+                  ".map(t => t.textContent)")
+        before = page.evaluate(labels)
+        strip = page.evaluate("""() => {
+          const lines = [...document.querySelector('.usrok-chart svg').querySelectorAll('.mark-line')];
+          const strip = lines[lines.length - 1];  // the overview's lines, in the last view
+          strip.scrollIntoView({block: 'center'});
+          const r = strip.getBoundingClientRect();
+          return {x: r.left, y: r.top + r.height / 2, w: r.width};
+        }""")
+        touch = ctx.new_cdp_session(page)
+        start, end = strip["x"] + 0.5 * strip["w"], strip["x"] + 0.8 * strip["w"]
+        touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": start, "y": strip["y"]}]})
+        for step in range(1, 11):
+            x = start + (end - start) * step / 10
+            touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": strip["y"]}]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        page.wait_for_function("(before) => JSON.stringify((" + labels + ")()) !== before",
+                               arg=json.dumps(before, separators=(",", ":")), timeout=5000)
+        years = [int(t) for t in page.evaluate(labels) if t.isdigit() and len(t) == 4]
+        # All decades (1950 ... 2020) before; the zoomed axis ticks every year or two.
+        assert all(int(y) % 10 == 0 for y in before if y.isdigit() and len(y) == 4)
+        assert any(y % 10 for y in years), f"the chart did not zoom: {years}"
     finally:
         ctx.close()
 
