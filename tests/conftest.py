@@ -40,7 +40,7 @@ def build_book() -> subprocess.CompletedProcess:
 _BUILD: dict = {}
 # Fixtures that need the built book; and fixtures (here and in the test files) that take minutes.
 BOOK_FIXTURES = {"book_build", "site", "server", "open_page", "html_dir"}
-SLOW_FIXTURES = BOOK_FIXTURES | {"built", "graded", "broken", "executed", "fresh_python"}
+SLOW_FIXTURES = BOOK_FIXTURES | {"built", "graded", "broken", "executed", "fresh_python", "secrets"}
 
 
 def pytest_configure(config):
@@ -114,6 +114,25 @@ def redirect_target(path: str) -> str | None:
     text = (HTML / path).read_text(encoding="utf-8", errors="replace")[:2000]
     match = re.search(r'http-equiv="refresh"\s+content="\d+;\s*url=([^"]+)"', text, re.I)
     return match.group(1) if match else None
+
+
+def executed_notebooks() -> dict:
+    """Each notebook page of the last build with the outputs the book shows, by page name.
+
+    The book executes in myst-nb's cache mode: the outputs live in the execution cache
+    (_build/.jupyter_cache), not in _build/jupyter_execute. A page whose code changed since
+    the last build has no match there (KeyError).
+    """
+    import jupytext
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(ROOT / "_build" / ".jupyter_cache"))
+    notebooks = {}
+    for page in [ROOT / "intro.md", *sorted((ROOT / "chapters").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        if text.startswith("---\njupytext"):
+            notebooks[page.stem] = cache.merge_match_into_notebook(jupytext.reads(text, fmt="md:myst"))[1]
+    return notebooks
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
