@@ -14,16 +14,24 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 PAGES = [str(p.relative_to(HTML)) for p in html_pages()]  # builds the book first when needed (conftest)
 
 
+@pytest.fixture(scope="module")
+def laptop(browser):
+    """1280 px, light; bypass_csp: axe is injected as a script (test_devices checks the policy)."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    yield ctx
+    ctx.close()
+
+
 @pytest.mark.parametrize("path", PAGES)
-def test_axe_finds_no_serious_or_critical_violations(open_page, path):
+def test_axe_finds_no_serious_or_critical_violations(open_page, laptop, path):
+    """1280 px, light: axe is clean, nothing scrolls sideways and every chart fits its column
+    (390 px and dark mode: test_devices)."""
+    from test_devices import FITS, _axe, _fit_problems
+
     assert AXE.exists(), "axe-core is missing: run `make browser` (npm ci)"
-    page = open_page(path).page
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} — e.g. {v['nodes'][0]['html'][:160]}"
-        for v in result["violations"] if v["impact"] in ("serious", "critical")
-    ]
+    page = open_page(path, context=laptop).page
+    bad = _fit_problems(path, page.evaluate(FITS), "light") + _axe(page)
+    page.close()
     assert bad == [], f"{path}:\n" + "\n".join(bad)
 
 
@@ -43,13 +51,20 @@ def test_every_chart_has_an_accessible_name_and_a_data_table(open_page, path):
         assert svg.get_attribute("role") == "img" and len(name.split()) >= 6, \
             f"chart {i} on {path} lacks a descriptive accessible name: {name!r}"
         assert name == block.locator(".usrok-chart").get_attribute("data-description")
-        # The data view opens with the keyboard and holds real rows.
+        # The data view opens with the keyboard and holds one captioned table of real rows,
+        # with named columns (not the chart's helper fields) and a CSV download.
         summary = block.locator("details.usrok-data > summary")
         summary.focus()
         page.keyboard.press("Enter")
         table = block.locator("details.usrok-data table").first
         table.wait_for(state="visible", timeout=3000)
+        assert block.locator("details.usrok-data table").count() == 1, f"chart {i} on {path}: one table"
         assert table.locator("tbody tr").count() >= 1
+        assert table.locator("caption").inner_text().startswith("Data behind the chart")
+        headers = table.locator("th").all_inner_texts()
+        helpers = {"label_y", "label_y_narrow", "side", "side_narrow", "x", "head", "align", "pos", "lane"}
+        assert headers and not helpers & set(headers), f"chart {i} on {path}: helper columns {headers}"
+        assert block.locator("details.usrok-data a.usrok-csv[download$='.csv']").count() == 1
 
 
 def _first_quiz_page():

@@ -52,8 +52,10 @@ def test_a_change_re_executes_exactly_the_pages_that_read_it(env):
         "chapters/09_assessing_the_principles", "chapters/instructor_guide"}
     assert set(inputs.stale_pages(env, ROOT, changed={GEOJSON})) == {"chapters/04_roh_bush_realignment"}
     data_pages = set(inputs.stale_pages(env, ROOT, changed={"data/rok_oda.csv"}))
-    assert data_pages == {"chapters/08_nine_areas_of_cooperation", "chapters/08_1_evidence_briefs",
-                          "chapters/data_sources"}
+    assert data_pages == {"chapters/08_nine_areas_of_cooperation", "chapters/08_1_evidence_briefs"}
+    # The Data sources page runs no code: its {data-catalogue} directive (usrok.book) names the
+    # data files as Sphinx dependencies, so Sphinx reads the page again when one changes.
+    assert any(str(dep).endswith("data/rok_oda.csv") for dep in env.dependencies["chapters/data_sources"])
     # The prose (and code) of a page is Sphinx's and myst-nb's business: not an input of others.
     assert inputs.stale_pages(env, ROOT, changed={"chapters/03_after_the_cold_war.md"}) == {}
 

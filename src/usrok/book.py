@@ -41,43 +41,72 @@ def _bundle_name() -> str:
 
 
 # --------------------------------------------------------------------------- rendering
-def _title(spec: dict) -> tuple[str, list[str]]:
+def script_json(value) -> str:
+    """JSON that is safe inside an HTML ``<script>`` element.
+
+    ``<``, ``>`` and ``&`` are written as ``\\u003c``, ``\\u003e`` and ``\\u0026`` (JSON.parse
+    reads them back unchanged), so no text from the data can close the element or start
+    a comment (``<!--<script>`` would make the parser swallow the rest of the page).
+    """
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _chart_meta(spec: dict) -> dict:
+    """The chart's course metadata (``usermeta.usrok``, set by ``usrok.charts.finish``)."""
+    meta = (spec.get("usermeta") or {}).get("usrok")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _title_text(spec: dict) -> str:
     title = spec.get("title") or ""
-    if isinstance(title, dict):
-        sub = title.get("subtitle") or []
-        return str(title.get("text", "")), [sub] if isinstance(sub, str) else list(sub)
-    return str(title), []
+    return str(title.get("text", "")) if isinstance(title, dict) else str(title)
 
 
 def browser_spec(spec: dict) -> dict:
-    """The Vega-Lite spec as the page ships it: no $schema, datasets kept for the page pool.
+    """The Vega-Lite spec as the page ships it: no $schema, no drawn source line.
 
     The bundle compiles with Vega-Lite 6 (which runs these Altair 5 specs unchanged; the
     browser tests check every chart draws); without the v5 $schema label vega-embed does
-    not warn about the version.
+    not warn about the version. The page prints the source under the chart, so the
+    subtitle line ``charts.finish`` drew for notebooks is dropped (exactly that line).
+    Datasets stay in; :func:`pool_datasets` moves them to the page's pool.
     """
     spec = dict(spec)
     spec.pop("$schema", None)
+    source = _chart_meta(spec).get("source")
+    title = spec.get("title")
+    if source and isinstance(title, dict) and title.get("subtitle") is not None:
+        from usrok.charts import source_line
+
+        lines = title["subtitle"] if isinstance(title["subtitle"], list) else [title["subtitle"]]
+        kept = [line for line in lines if line != source_line(source)]
+        spec["title"] = {k: v for k, v in title.items() if k != "subtitle"} | ({"subtitle": kept} if kept else {})
     return spec
 
 
 def chart_html(spec: dict) -> str:
     """The HTML for one chart: container with accessible name, spec, description, source, data view.
 
-    The data table is built in the browser from the chart's own data when the reader opens
-    "Data behind the chart", so the values are not sent twice.
+    Description and source come from the spec's ``usermeta`` (see ``usrok.charts.finish``).
+    The data table is built in the browser from the chart's own data when the reader
+    opens "Data behind the chart", so the values are not sent twice.
     """
-    title, subtitle = _title(spec)
-    description = spec.get("description") or title
-    source = next((s for s in subtitle if str(s).startswith("Source:")), "")
-    spec_json = json.dumps(browser_spec(spec), separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
+    meta = _chart_meta(spec)
+    title = _title_text(spec)
+    description = meta.get("description") or spec.get("description") or title
+    source = meta.get("source") or ""
+    if not meta:
+        logger.warning(f"[usrok] chart {title!r} did not go through usrok.charts.finish "
+                       "(no usermeta: no description, source or data table)")
+    source_html = f' <span class="usrok-source">Source: {html.escape(source)}</span>' if source else ""
     return (
         '<div class="usrok-chart-block">'
         f'<div class="usrok-chart" data-description="{html.escape(description)}">'
         '<p class="usrok-chart-loading">Loading chart…</p></div>'
-        f'<script type="application/json" class="usrok-spec">{spec_json}</script>'
+        f'<script type="application/json" class="usrok-spec">{script_json(browser_spec(spec))}</script>'
         f'<p class="usrok-chart-desc"><strong>Chart description.</strong> {html.escape(description)}'
-        f' <span class="usrok-source">{html.escape(source)}</span></p>'
+        f'{source_html}</p>'
         f'<details class="usrok-data"><summary>Data behind the chart “{html.escape(title)}”</summary>'
         '<p class="usrok-table-note">The table appears here when JavaScript runs; every table is also '
         'a CSV on the Data sources page.</p></details>'
@@ -97,16 +126,14 @@ def pool_datasets(body: str) -> str:
     pool: dict = {}
 
     def strip(match):
-        spec = json.loads(match.group(2).replace("<\\/", "</"))
+        spec = json.loads(match.group(2))
         pool.update(spec.pop("datasets", None) or {})
-        text = json.dumps(spec, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
-        return match.group(1) + text + match.group(3)
+        return match.group(1) + script_json(spec) + match.group(3)
 
     body = _SPEC_BLOCK.sub(strip, body)
     if not pool:
         return body
-    pooled = json.dumps(pool, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
-    return body + f'<script type="application/json" id="usrok-datasets">{pooled}</script>'
+    return body + f'<script type="application/json" id="usrok-datasets">{script_json(pool)}</script>'
 
 
 class VegaLiteRenderer:
@@ -158,15 +185,17 @@ def _page_assets(app, pagename, templatename, context, doctree) -> None:
         app.add_js_file(f"{STATIC_DIR}/quiz.js", defer="defer")
 
 
-_THEBE_CONFIG = re.compile(r'<script type="text/x-thebe-config">.*?</script>', re.S)
+_THEBE_CONFIG = re.compile(r'<script type="text/x-thebe-config">.*?</script>'
+                           r"|<script>kernelName = '[^'<]*'</script>", re.S)
 
 
 def _tidy_scripts(app, pagename, templatename, context, doctree) -> None:
     """Drop duplicate scripts, and Thebe's scripts when live code is off.
 
-    sphinx-thebe adds its inline config (which names a CDN URL) to every page even when
-    ``launch_buttons.thebe`` is false, and can add it twice ('THEBE_JS_URL has already
-    been declared'). With live code off the book loads none of it.
+    sphinx-thebe adds its inline config (which names a CDN URL) and a ``kernelName``
+    script to every page even when ``launch_buttons.thebe`` is false, and can add the
+    config twice ('THEBE_JS_URL has already been declared'). With live code off the book
+    loads none of it.
     """
     thebe_on = bool(app.config.html_theme_options.get("launch_buttons", {}).get("thebe"))
     seen, unique = set(), []
@@ -233,6 +262,39 @@ class ExerciseLinks(SphinxDirective):
         return [para]
 
 
+class DataCatalogue(SphinxDirective):
+    """``{data-catalogue}``: the Data sources page's tables, from ``data/datapackage.json``.
+
+    A summary whose table names link to one section per table (real sections, so the
+    page's "Contents" lists them), each with its CSV, sources (web addresses as links,
+    raw files of the repository as downloads and repository links) and columns; see
+    ``usrok.data.catalogue_markdown``. The page is read again when the data change.
+    """
+
+    def run(self):
+        from docutils.statemachine import StringList
+
+        from usrok import data
+
+        data_dir = Path(self.env.srcdir) / "data"
+        docdir = Path(self.env.doc2path(self.env.docname)).parent
+        prefix = Path(os.path.relpath(data_dir, docdir)).as_posix() + "/"
+        for path in [data_dir / "datapackage.json", *sorted(data_dir.glob("*.csv")), *sorted(data_dir.glob("*.geojson"))]:
+            self.env.note_dependency(str(path))
+        text = data.catalogue_markdown(link_prefix=prefix, data_dir=data_dir,
+                                       repository_url=self.config.html_theme_options.get("repository_url"))
+        # The summary, then the sections (parsed with titles allowed: a nested parse that
+        # allows titles keeps nothing before the first one).
+        lines = text.splitlines()
+        first = next(i for i, line in enumerate(lines) if line.startswith("(data-"))
+        source = str(data_dir / "datapackage.json")
+        summary, sections = nodes.Element(), nodes.Element()
+        self.state.nested_parse(StringList(lines[:first], source=source), self.content_offset, summary)
+        self.state.nested_parse(StringList(lines[first:], source=source), self.content_offset, sections,
+                                match_titles=True)
+        return summary.children + sections.children
+
+
 # pydata-sphinx-theme's template hard-codes this 1.5 MB script. The icons also come from
 # the theme's CSS web font, so the script only re-draws them as SVG, and on a first
 # visit it delays every chart (deferred scripts run in order).
@@ -256,6 +318,78 @@ _INLINE_SEARCH_SCRIPTS = re.compile(
     r'\s*<script src="[^"]*searchindex\.js"></script>')
 
 
+# --------------------------------------------------------------------------- security
+# What the pages may load and run (a <meta> Content-Security-Policy, so it holds on any
+# static host). Scripts: the site's own files, plus the inline scripts and the two
+# onclick handlers of the themes, each allowed by its hash (computed per page, see
+# :func:`content_security_policy`); never an inline script inside the page's content.
+# Vega runs with its expression interpreter (charts.js: ``ast: true``), so no
+# 'unsafe-eval'. Styles keep 'unsafe-inline': Vega, vega-embed and the themes set
+# style attributes and inject <style> elements; styles cannot run code.
+CSP_DIRECTIVES = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self' 'unsafe-inline'",
+    "img-src": "'self' data: blob:",
+    "font-src": "'self' data:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+}
+# sphinx-book-theme's header buttons (full screen, print to PDF). Every page's policy
+# allows both: the search page parses the other pages' HTML to quote them, and the
+# browser reports each handler there that its own policy does not name.
+THEME_HANDLERS = ("toggleFullScreen()", "window.print()")
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)([^>]*)>(.*?)</script>", re.S | re.I)
+_INLINE_HANDLER = re.compile(r'\son[a-z]+="([^"]*)"')
+_CONTENT = re.compile(r'<article class="bd-article".*</article>', re.S)
+
+
+def _sha256(text: str) -> str:
+    import base64
+    import hashlib
+
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+
+
+def content_security_policy(page_html: str) -> str:
+    """The page's policy: CSP_DIRECTIVES plus the hashes of the theme's inline scripts and
+    handler attributes, i.e. those outside the page's content (``<article class="bd-article">``),
+    where text from notebooks and data lands. Handlers need 'unsafe-hashes'."""
+    content = _CONTENT.search(page_html)
+    chrome = page_html[:content.start()] + page_html[content.end():] if content else page_html
+    scripts = sorted({_sha256(m.group(2)) for m in _INLINE_SCRIPT.finditer(chrome)
+                      if "json" not in m.group(1).lower()})
+    handlers = sorted({_sha256(html.unescape(m.group(1))) for m in _INLINE_HANDLER.finditer(chrome)}
+                      | {_sha256(h) for h in THEME_HANDLERS})
+    directives = dict(CSP_DIRECTIVES)
+    directives["script-src"] = " ".join([directives["script-src"], *scripts]
+                                        + (["'unsafe-hashes'", *handlers] if handlers else []))
+    return "; ".join(f"{k} {v}" for k, v in directives.items())
+
+
+_CHARSET = re.compile(r'<meta charset="utf-8"\s*/?>', re.I)
+_OLD_CSP = re.compile(r'\s*<meta http-equiv="Content-Security-Policy"[^>]*>')
+
+
+def with_csp(page_html: str) -> str:
+    """The page with its Content-Security-Policy <meta> first in <head> (before any script)."""
+    page_html = _OLD_CSP.sub("", page_html)
+    meta = f'\n<meta http-equiv="Content-Security-Policy" content="{content_security_policy(page_html)}" />'
+    match = _CHARSET.search(page_html)
+    if not match:
+        return page_html
+    return page_html[:match.end()] + meta + page_html[match.end():]
+
+
+# A glued HTML output (a styled table in a {glue:figure}) sits outside .cell_output, so
+# the theme does not make it focusable when it scrolls (course.css lets wide outputs
+# scroll in their own box): keyboard users could not scroll it (axe:
+# scrollable-region-focusable).
+_GLUED_OUTPUT = re.compile(r'(<figure\b[^>]*>\s*<div class="output text_html")>')
+
+
 def _note_build_start(app) -> None:
     app.usrok_build_started = time.time()
 
@@ -267,9 +401,11 @@ def _fix_written_pages(app, exception) -> None:
       opening JSON as text in a new tab.
     - The duplicate Font Awesome script is dropped (see ``_FONTAWESOME_JS``).
     - The bibliography's invalid list role is removed (see ``_CITATION_LIST``).
+    - Glued HTML outputs can be scrolled with the keyboard (see ``_GLUED_OUTPUT``).
     - The sidebar's section toggles get an accessible name (see ``_TOC_TOGGLE``).
     - Pages other than search.html do not load the search index (see
       ``_INLINE_SEARCH_SCRIPTS``) unless search-as-you-type is switched on.
+    - Every page carries its Content-Security-Policy (see :func:`with_csp`).
 
     Pages are picked by date, which also covers parallel writing and a build that failed
     half-way (Sphinx will not rewrite the pages it wrote before failing).
@@ -283,9 +419,11 @@ def _fix_written_pages(app, exception) -> None:
         text = page.read_text(encoding="utf-8")
         fixed = _FONTAWESOME_JS.sub("", _DOWNLOAD_BUTTON.sub(r'<a href="\1" download\2', text))
         fixed = fixed.replace(_CITATION_LIST, '<div class="citation-list">')
+        fixed = _GLUED_OUTPUT.sub(r'\1 tabindex="0">', fixed)
         fixed = _TOC_TOGGLE.sub(r'\1<summary aria-label="Sections of \2">\3', fixed)
         if not as_you_type and page.name != "search.html":
             fixed = _INLINE_SEARCH_SCRIPTS.sub("", fixed)
+        fixed = with_csp(fixed)  # last: it hashes the scripts the page ends up with
         if fixed != text:
             page.write_text(fixed, encoding="utf-8")
 
@@ -329,12 +467,28 @@ def _cache_compiled_templates(app) -> None:
         environment.bytecode_cache = FileSystemBytecodeCache(str(cache))
 
 
+def _no_theme_navbar(app, config) -> None:
+    """Keep pydata-sphinx-theme's top navbar off, as sphinx-book-theme designs it.
+
+    pydata-sphinx-theme 0.17 fills ``navbar_persistent`` with a search field whenever
+    the user's options don't name it, overriding sphinx-book-theme's empty default. The
+    navbar then draws (an empty band with a second search box at 1280 px) and puts its
+    own, CSS-hidden ☰ and "Contents" buttons first in the page; both themes' scripts
+    bind ``document.querySelector(".primary-toggle")`` (and ``.secondary-toggle``), so
+    the buttons the reader sees get no handler at any width (pydata-sphinx-theme issue
+    2451, sphinx-book-theme PR 1000). Without the navbar each toggle exists once.
+    """
+    config.html_theme_options.setdefault("navbar_persistent", [])
+
+
 def setup(app):
     _cache_pybtex_plugin_lookups()
+    app.connect("config-inited", _no_theme_navbar)
     app.connect("builder-inited", _note_build_start)
     app.connect("builder-inited", _cache_compiled_templates)
     app.setup_extension("usrok.inputs")  # pages run again when a file they read changes
     app.add_directive("exercise-links", ExerciseLinks)
+    app.add_directive("data-catalogue", DataCatalogue)
     app.connect("build-finished", _fix_written_pages)
     app.connect("builder-inited", _write_static)
     app.connect("html-page-context", _page_assets)

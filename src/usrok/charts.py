@@ -56,6 +56,11 @@ DASHES = [[1, 0], [6, 3], [2, 2], [8, 2, 2, 2], [4, 4], [1, 3]]
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 WIDTH = 620
 HEIGHT = 300
+# A chart drawn in a narrow column (a phone) has views about this wide. The page sets the
+# parameter ``usrok_narrow`` (declared by :func:`finish`, false in a notebook) to true
+# there; expressions can use it, e.g. to place or hide labels.
+NARROW_VIEW_WIDTH = 230
+NARROW = alt.param(name="usrok_narrow", value=False)
 
 
 class ChartSpecError(ValueError):
@@ -82,38 +87,129 @@ def course_theme() -> alt.theme.ThemeConfig:
 
 
 def finish(chart, *, title: str, description: str, source: str, subtitle: str | None = None,
-           width: int | None = WIDTH, height: int | None = None):
-    """Give a chart its title, source line and description; refuse a chart that lacks them.
+           width: int | None = WIDTH, height: int | None = None, table: dict | None = None):
+    """Give a chart its title, source and description; refuse a chart that lacks them.
 
     ``description`` is the chart's alternative text: say what the chart shows and the
     one thing a reader should see in it. ``source`` names where the data come from.
+    Both travel in the spec's Vega-Lite ``usermeta`` (``usermeta["usrok"]``), with
+    ``table``: which dataset the page's "Data behind the chart" shows and its columns
+    (by default the largest dataset, with the columns, names and number formats of its
+    tooltip; see :func:`table_of`). The source is also drawn as the last subtitle line,
+    so a notebook or an exported image keeps it.
     """
     for name, value in (("title", title), ("description", description), ("source", source)):
         if not isinstance(value, str) or not value.strip():
             raise ChartSpecError(f"every course chart needs a {name}; got {value!r}")
-    lines = ([subtitle] if subtitle else []) + [f"Source: {source}"]
+    lines = ([subtitle] if subtitle else []) + [source_line(source)]
     props = {"title": alt.Title(title, subtitle=lines), "description": description}
     if width is not None and not isinstance(chart, (alt.VConcatChart, alt.HConcatChart)):
         props["width"] = width
     if height is not None:
         props["height"] = height
-    return chart.properties(**props)
+    chart = chart.properties(**props)
+    params = chart.params if chart.params is not alt.Undefined else []
+    if NARROW.name not in {getattr(p, "name", None) for p in params}:
+        chart = chart.add_params(NARROW)
+    meta = {"source": source, "description": description,
+            "table": table if table is not None else table_of(chart.to_dict())}
+    return chart.properties(usermeta={"usrok": meta})
+
+
+def source_line(source: str) -> str:
+    """The subtitle line :func:`finish` draws for a source (the book's page prints the
+    source under the chart instead, so it removes exactly this line)."""
+    return f"Source: {source}"
+
+
+def metadata(chart) -> dict:
+    """The course metadata of a finished chart (an Altair chart or its Vega-Lite dict):
+    ``source``, ``description`` and ``table``; empty when the chart did not go through
+    :func:`finish`."""
+    spec = chart.to_dict() if hasattr(chart, "to_dict") else dict(chart)
+    meta = (spec.get("usermeta") or {}).get("usrok")
+    return meta if isinstance(meta, dict) else {}
 
 
 def check(chart) -> dict:
-    """Return the chart's Vega-Lite dict after checking it has what every course chart needs."""
+    """Return the chart's Vega-Lite dict after checking it has what every course chart needs:
+    a title, and in ``usermeta`` a description (alt text) and a source (see :func:`finish`)."""
     spec = chart.to_dict() if hasattr(chart, "to_dict") else dict(chart)
     title = spec.get("title")
     text = title.get("text") if isinstance(title, dict) else title
-    subtitle = title.get("subtitle", []) if isinstance(title, dict) else []
-    subtitle = [subtitle] if isinstance(subtitle, str) else subtitle
     if not text:
         raise ChartSpecError("chart has no title")
-    if not spec.get("description"):
-        raise ChartSpecError(f"chart {text!r} has no description (alt text)")
-    if not any(str(line).startswith("Source:") for line in subtitle):
-        raise ChartSpecError(f"chart {text!r} has no source line")
+    meta = metadata(spec)
+    for key, what in (("description", "description (alt text)"), ("source", "source")):
+        if not isinstance(meta.get(key), str) or not meta[key].strip():
+            raise ChartSpecError(f"chart {text!r} has no {what}: pass it through charts.finish")
     return spec
+
+
+# --------------------------------------------------------------------------- data table
+def _views(spec: dict):
+    """Every unit view of a spec (layers and concatenations walked), with its data name."""
+    if not isinstance(spec, dict):
+        return
+    name = (spec.get("data") or {}).get("name")
+    for key in ("layer", "vconcat", "hconcat", "concat"):
+        for sub in spec.get(key, []) or []:
+            if isinstance(sub, dict) and "data" not in sub and name:
+                sub = {**sub, "data": {"name": name}}
+            yield from _views(sub)
+    if "spec" in spec:
+        yield from _views({**spec["spec"], **({"data": spec["data"]} if name else {})})
+    if "mark" in spec:
+        yield spec
+
+
+def _column(channel: dict) -> dict | None:
+    field = channel.get("field")
+    if not isinstance(field, str) or channel.get("aggregate"):
+        return None
+    kind = channel.get("type", "nominal")
+    fmt = channel.get("format")
+    if fmt is None and kind == "quantitative":
+        fmt = "d" if "year" in field.lower() else ","  # years without separators
+    column = {"field": field, "title": str(channel.get("title") or field), "type": kind}
+    if fmt is not None:
+        column["format"] = fmt
+    return column
+
+
+def table_of(spec: dict) -> dict:
+    """Which data the page's table shows for a chart: ``{"dataset", "columns"}``.
+
+    The dataset is the largest one the chart draws (ties: the first drawn with a
+    tooltip), so helper layers (labels, rules, callouts) stay out. Its columns are the
+    fields of its tooltips, with their titles and formats; without a tooltip, the
+    encoded fields; without those, every column.
+    """
+    datasets = spec.get("datasets") or {}
+    views = [v for v in _views(spec) if (v.get("data") or {}).get("name") in datasets]
+    if not views:
+        return {"dataset": None, "columns": []}
+    order = list(dict.fromkeys(v["data"]["name"] for v in views))
+    tipped = {v["data"]["name"] for v in views if (v.get("encoding") or {}).get("tooltip")}
+    name = max(order, key=lambda n: (len(datasets[n]), n in tipped, -order.index(n)))
+    present = set().union(*(row.keys() for row in datasets[name][:50])) if datasets[name] else set()
+    mine = [v for v in views if v["data"]["name"] == name]
+    columns: dict[str, dict] = {}
+    for source in ("tooltip", "encoding"):
+        for v in mine:
+            enc = v.get("encoding") or {}
+            channels = enc.get("tooltip") if source == "tooltip" else [
+                c for k, c in enc.items() if k != "tooltip"]
+            channels = channels if isinstance(channels, list) else [channels]
+            for c in channels:
+                col = _column(c) if isinstance(c, dict) else None
+                if col and col["field"] in present and col["field"] not in columns:
+                    columns[col["field"]] = col
+        if columns:
+            break
+    if not columns:
+        columns = {f: {"field": f, "title": f, "type": "nominal"} for f in sorted(present)}
+    return {"dataset": name, "columns": list(columns.values())}
 
 
 def year_axis(field: str = "year", title: str = "Year") -> alt.X:
@@ -184,24 +280,63 @@ def _event_layers(events: pd.DataFrame, brush, view: tuple, width: int) -> list:
     """Dashed rules with staggered labels for dated events, zoomed by ``brush``.
 
     ``events``: columns ``year`` and ``label``, optional ``detail`` (tooltip) and ``side``
-    (``"left"`` puts the label left of its rule, for events near the right edge).
+    (``"left"`` puts the label left of its rule, for events near the right edge). Label
+    rows and sides are worked out twice: for ``width`` and for a phone's narrow view
+    (where a label that would run off the right edge goes left of its rule); the page
+    picks one with the ``usrok_narrow`` parameter.
     """
     cols = [c for c in ("year", "label", "detail", "side") if c in events]
     ev = events[cols].sort_values("year").reset_index(drop=True)
     ev["side"] = ev["side"].fillna("right") if "side" in ev else "right"
     ev["label_y"] = _stagger(ev, view, width)
+    narrow = ev.copy()
+    per_year = NARROW_VIEW_WIDTH / max(1, view[1] - view[0])
+    too_far = (narrow["year"] - view[0]) * per_year + _label_width(narrow["label"]) > NARROW_VIEW_WIDTH
+    narrow.loc[too_far, "side"] = "left"
+    ev["side_narrow"] = narrow["side"]
+    ev["label_y_narrow"] = _stagger(narrow, view, NARROW_VIEW_WIDTH)
     ev_tip = [alt.Tooltip("year:Q", title="Year", format="d"), alt.Tooltip("label:N", title="Event")]
     if "detail" in cols:
         ev_tip.append(alt.Tooltip("detail:N", title="Detail"))
     evc = alt.Chart(ev).encode(x=alt.X("year:Q").scale(domain=brush, zero=False, nice=False))
     layers = [evc.mark_rule(color="#444", strokeDash=[4, 3], clip=True).encode(tooltip=ev_tip)]
+    placed = evc.transform_calculate(
+        row_y="usrok_narrow ? datum.label_y_narrow : datum.label_y",
+        placed_side="usrok_narrow ? datum.side_narrow : datum.side")
     for side, align, dx in (("right", "left", 3), ("left", "right", -3)):
-        if not (ev["side"] == side).any():
+        if not ((ev["side"] == side) | (ev["side_narrow"] == side)).any():
             continue  # an empty layer makes Vega warn about an infinite extent
-        layers.append(evc.transform_filter(alt.datum.side == side).mark_text(
+        # Each side's layer writes the labels placed on its side (an empty text, not a
+        # filter: a layer left without data makes Vega warn).
+        layers.append(placed.transform_calculate(
+            side_label=f"datum.placed_side == '{side}' ? datum.label : ''").mark_text(
             align=align, dx=dx, fontSize=11, color="#222", clip=True).encode(
-            y=alt.Y("label_y:Q", scale=None), text="label:N", tooltip=ev_tip))
+            y=alt.Y("row_y:Q", scale=None), text="side_label:N", tooltip=ev_tip))
     return layers
+
+
+def _dodge(values: pd.Series, top: float, gap: float = 14, height: int = HEIGHT) -> list[float]:
+    """Vertical offsets (px) that keep labels drawn at ``values`` at least ``gap`` apart,
+    on a y axis from 0 to ``top`` rounded up the way Vega-Lite's "nice" does."""
+    import math
+
+    step = 10 ** math.floor(math.log10(top / 8)) if top > 0 else 1
+    step *= next((m for m in (1, 2, 5, 10) if top / (step * m) <= 8), 10)
+    axis_top = math.ceil(top / step) * step or 1
+    pixel = [height * (1 - v / axis_top) for v in values]
+    order = sorted(range(len(pixel)), key=lambda i: pixel[i])
+    placed = {}
+    previous = -1e9
+    for i in order:
+        placed[i] = max(pixel[i], previous + gap)
+        previous = placed[i]
+    shift = max(0, placed[order[-1]] - height) if order else 0  # keep the lowest on the chart
+    return [placed[i] - shift - pixel[i] for i in range(len(pixel))]
+
+
+def _label_width(labels) -> pd.Series:
+    """Estimated pixel width of 11 px labels (~6.5 px a character)."""
+    return labels.astype(str).str.len() * 6.5 + 6
 
 
 def _stagger(ev: pd.DataFrame, view: tuple, width: int, rows: int = 4) -> list[int]:
@@ -210,9 +345,8 @@ def _stagger(ev: pd.DataFrame, view: tuple, width: int, rows: int = 4) -> list[i
     per_year = width / max(1, view[1] - view[0])
     ends = [-1e9] * rows
     out = []
-    for _, e in ev.iterrows():
+    for (_, e), w in zip(ev.iterrows(), _label_width(ev["label"])):
         x = (e["year"] - view[0]) * per_year
-        w = 6.5 * len(str(e["label"])) + 6
         left, right = (x - w, x) if e["side"] == "left" else (x, x + w)
         row = next((r for r in range(rows) if ends[r] < left), rows - 1)
         ends[row] = right
@@ -331,6 +465,7 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     y = alt.Y(f"{category}:N", sort=cats, title=None, axis=alt.Axis(labelLimit=220, grid=True))
     yoff = alt.YOffset("kind:N", sort=["Snyder's text", "Other sources"],
                        scale=alt.Scale(domain=["Snyder's text", "Other sources"], paddingOuter=0.5))
+    # padding: the first and last points sit inside the frame, not half cut off at its edge.
     x = alt.X("start:T", title="Date", scale=alt.Scale(domain=brush, padding=8), axis=alt.Axis(labelOverlap=True))
     fade = alt.when(pick).then(alt.value(1)).otherwise(alt.value(0.12))
     tip = [alt.Tooltip("when:N", title="Date (as given)"), alt.Tooltip("event:N", title="Event"),
@@ -374,9 +509,12 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
                                    ("above-left", "right", -6, -10), ("below-left", "right", -6, 12)):
             if pos not in used:
                 continue
-            layers.append(base.transform_filter(alt.datum.label_pos == pos).mark_text(
+            # Labels are left out in a narrow column, where they would collide (tap a
+            # point for its tooltip; the table lists every event).
+            layers.append(base.transform_filter(alt.datum.label_pos == pos).transform_calculate(
+                shown_label="usrok_narrow ? '' : datum.label").mark_text(
                 align=align, dx=dx, dy=dy, fontSize=10.5, color="#222", clip=True).encode(
-                text="label:N", opacity=fade, tooltip=tip))
+                text="shown_label:N", opacity=fade, tooltip=tip))
     main = alt.layer(*layers).properties(width=width, height=height or max(160, 46 * lanes))
     overview = alt.Chart(data).mark_tick(thickness=2, size=10).encode(
         x=alt.X("start:T", title=None, axis=alt.Axis(format="%Y")),
@@ -494,10 +632,15 @@ def troops_compare(df: pd.DataFrame, *, hosts, title: str, description: str, sou
     layers = [base.mark_line(clip=True).encode(color=colour, strokeDash=dash, opacity=fade),
               base.mark_point(filled=True, size=22, clip=True).encode(
                   color=colour, shape=shape, opacity=fade, tooltip=tip)]
+    # A label at the end of each line, nudged apart vertically so that close end values
+    # don't crowd; left out in a narrow column, where it would widen the chart (the
+    # legend names the lines there).
     last = data.loc[data.groupby("host")["year"].idxmax()]
-    layers.append(alt.Chart(last).mark_text(align="left", dx=5, fontSize=11, fontWeight=600,
-                                            clip=False).encode(
-        x=x, y=y, text="host:N", opacity=fade, color=colour))
+    for (_, row), dy in zip(last.iterrows(), _dodge(last["troops"], data["troops"].max())):
+        layers.append(alt.Chart(last[last["host"] == row["host"]]).transform_calculate(
+            end_label="usrok_narrow ? '' : datum.host").mark_text(
+            align="left", dx=5, dy=dy, fontSize=11, fontWeight=600, clip=False).encode(
+            x=x, y=y, text="end_label:N", opacity=fade, color=colour))
     if events is not None and len(events):
         layers += _event_layers(events, brush, zoom_to or (data["year"].min(), data["year"].max()), width)
     main = alt.layer(*layers).add_params(pick).properties(width=width, height=HEIGHT)
@@ -510,3 +653,97 @@ def troops_compare(df: pd.DataFrame, *, hosts, title: str, description: str, sou
         fontSize=11, fontWeight="normal"))
     chart = alt.vconcat(main, overview, spacing=10)
     return finish(chart, title=title, description=description, source=source, subtitle=subtitle)
+
+
+# ---------------------------------------------------------------------------
+# Map of sites (chapter 4)
+# ---------------------------------------------------------------------------
+def _rounded(coords, digits: int = 2):
+    """GeoJSON coordinates rounded to ``digits`` decimals (0.01 degree is about 1 km),
+    with points a ring repeats one after another dropped: keeps the page small."""
+    if isinstance(coords[0], (int, float)):
+        return [round(coords[0], digits), round(coords[1], digits)]
+    out = [_rounded(c, digits) for c in coords]
+    if out and isinstance(out[0][0], float):  # a ring
+        out = [p for i, p in enumerate(out) if i == 0 or p != out[i - 1]]
+    return out
+
+
+def _mean_point(coords) -> tuple[float, float]:
+    flat = []
+
+    def walk(c):
+        if isinstance(c[0], (int, float)):
+            flat.append(c)
+        else:
+            for x in c:
+                walk(x)
+    walk(coords)
+    return sum(p[0] for p in flat) / len(flat), sum(p[1] for p in flat) / len(flat)
+
+
+def sites_map(points: pd.DataFrame, outline: dict, *, groups: list, title: str, description: str,
+              source: str, subtitle: str | None = None, group: str = "region", name: str = "name",
+              callouts: dict | None = None, home: str = "South Korea", corner: str | None = "North Korea",
+              legend_title: str = "Group", tooltip: list | None = None, width: int = 420,
+              height: int = 480):
+    """Sites as points on a country outline (chapter 4's map of US military sites).
+
+    ``points``: columns ``lat``, ``lon``, ``name``, the ``group`` column (one colour and
+    shape per entry of ``groups``, clickable in the legend, titled ``legend_title``) and any ``tooltip`` columns
+    (``[(column, title), ...]``; default: name and group). ``outline``: a GeoJSON
+    FeatureCollection whose features have a ``name`` property; the map is framed on the
+    points plus a margin. ``home`` (a feature name) is labelled at its centre and
+    ``corner`` in the top-left corner (the only part of that country the frame shows).
+    ``callouts``: ``{site name: (label, dx, dy)}`` writes a label beside a few sites
+    (offsets in pixels). Land is drawn with plain mark colours, which the page's dark
+    theme re-colours; the data table under the chart lists the points.
+    """
+    features = [{"type": "Feature", "properties": {"name": f["properties"]["name"]},
+                 "geometry": {"type": f["geometry"]["type"],
+                              "coordinates": _rounded(f["geometry"]["coordinates"])}}
+                for f in outline["features"]]
+    frame = {"type": "Feature", "properties": {}, "geometry": {"type": "MultiPoint", "coordinates": [
+        [points["lon"].min() - 0.9, points["lat"].min() - 0.7],
+        [points["lon"].max() + 0.9, points["lat"].max() + 0.8]]}}
+    land_tip = alt.Tooltip("properties.name:N", title="Country")
+    land = [alt.Chart(alt.Data(values=[f for f in features if (f["properties"]["name"] == home) == is_home]))
+            .mark_geoshape(fill="#f3f3f3" if is_home else "#d9d9d9", stroke="#666", strokeWidth=0.8, clip=True)
+            .encode(tooltip=land_tip)
+            for is_home in (True, False) if any((f["properties"]["name"] == home) == is_home for f in features)]
+    layers = list(land)
+    home_feature = next((f for f in features if f["properties"]["name"] == home), None)
+    if home_feature is not None:
+        lon, lat = _mean_point(home_feature["geometry"]["coordinates"])
+        layers.append(alt.Chart(pd.DataFrame({"lon": [lon], "lat": [lat], "label": [home]})).mark_text(
+            fontSize=12, color="#555", fontStyle="italic").encode(longitude="lon:Q", latitude="lat:Q", text="label:N"))
+    if corner:
+        layers.append(alt.Chart(pd.DataFrame({"label": [corner]})).mark_text(
+            align="left", fontSize=12, color="#444", fontStyle="italic").encode(
+            x=alt.value(8), y=alt.value(14), text="label:N"))
+    pick = alt.selection_point(fields=[group], bind="legend")
+    tips = tooltip or [(name, "Site"), (group, "Group")]
+    shapes = ["square", "triangle-up", "circle", "diamond", "cross", "triangle-down"]
+    colours = [PALETTE[1], PALETTE[0], PALETTE[2], PALETTE[3], PALETTE[4], PALETTE[5]]
+    dots = alt.Chart(points).mark_point(filled=True, size=70, stroke="white", strokeWidth=0.7).encode(
+        longitude="lon:Q", latitude="lat:Q",
+        color=alt.Color(f"{group}:N", title=legend_title, sort=groups,
+                        scale=alt.Scale(domain=groups, range=colours[: len(groups)])),
+        shape=alt.Shape(f"{group}:N", title=legend_title, sort=groups,
+                        scale=alt.Scale(domain=groups, range=shapes[: len(groups)])),
+        opacity=alt.when(pick).then(alt.value(0.95)).otherwise(alt.value(0.15)),
+        tooltip=[alt.Tooltip(f"{c}:{'Q' if c in ('lat', 'lon') else 'N'}", title=t,
+                             **({"format": ".2f"} if c in ("lat", "lon") else {})) for c, t in tips],
+    ).add_params(pick)
+    layers.append(dots)
+    for site, (label, dx, dy) in (callouts or {}).items():
+        row = points[points[name] == site]
+        if row.empty:
+            raise ValueError(f"callout for {site!r}: no such site in the {name!r} column")
+        layers.append(alt.Chart(pd.DataFrame({"lon": row["lon"].iloc[:1], "lat": row["lat"].iloc[:1],
+                                              "label": [label]})).mark_text(
+            align="left" if dx > 0 else "right", dx=dx, dy=dy, fontSize=11, fontWeight="bold",
+            color="#222").encode(longitude="lon:Q", latitude="lat:Q", text="label:N"))
+    chart = alt.layer(*layers).project(type="mercator", fit=frame).properties(height=height)
+    return finish(chart, title=title, description=description, source=source, subtitle=subtitle,
+                  width=width)

@@ -114,7 +114,8 @@ def fields(chart, channel: str) -> set[str]:
 
 
 def is_finished(chart) -> bool:
-    """True if the chart went through ``usrok.charts.finish``: title, description, Source line."""
+    """True if the chart went through ``usrok.charts.finish``: a title, and a description and a
+    source in the spec's ``usermeta`` (see ``usrok.charts.check``)."""
     try:
         from usrok.charts import check
 

@@ -37,9 +37,12 @@ def quiz_html(quiz_id: str, questions: list[dict]) -> str:
 
     ``questions``: a list of ``{"question": str, "answers": [{"text": str,
     "correct": bool, "why": str}, ...]}``; exactly one answer per question is correct.
+    Other keys (e.g. ``"objective"``) are ignored here.
     """
-    parts = [_STYLE, f'<form class="usrok-quiz" id="quiz-{_slug(quiz_id)}" '
-                     f'aria-label="Self-check quiz" onsubmit="return false">']
+    # A section, not a form: nothing is submitted, and no inline handler is needed to stop
+    # a submission (the site's Content-Security-Policy runs no inline script).
+    parts = [_STYLE, f'<section class="usrok-quiz" id="quiz-{_slug(quiz_id)}" '
+                     f'aria-label="Self-check quiz">']
     for n, q in enumerate(questions, start=1):
         answers = q["answers"]
         if sum(bool(a.get("correct")) for a in answers) != 1:
@@ -56,7 +59,7 @@ def quiz_html(quiz_id: str, questions: list[dict]) -> str:
                 f'<div class="usrok-why {cls}"><strong>{verdict}</strong> {html.escape(a["why"])}</div></div>'
             )
         parts.append('<p class="usrok-status" role="status" aria-live="polite"></p></fieldset>')
-    parts.append("</form>")
+    parts.append("</section>")
     return "".join(parts)
 
 
