@@ -7,3 +7,10 @@ code is copied between notebooks:
 - ``usrok.charts`` -- the chart theme, the offline renderer and chart builders
 - ``usrok.quiz``   -- static self-check quizzes
 """
+
+import sys as _sys
+
+if _sys.platform == "emscripten":  # the in-browser edition (Pyodide): explain what needs Binder
+    from . import browser as _browser
+
+    _browser.install()

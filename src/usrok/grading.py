@@ -329,6 +329,12 @@ def read_master(path: str | os.PathLike) -> dict:
     block of the jupytext header) and ``questions`` (name, points, manual) from otter's
     ``BEGIN QUESTION`` cells, plus ``resources``: the data tables the master loads.
     """
+    if not Path(path).is_file():  # the in-browser edition ships no masters (they hold the answers)
+        from usrok.browser import master_from_student_notebook
+
+        public = master_from_student_notebook(path)
+        if public is not None:
+            return public
     import yaml
 
     text = Path(path).read_text(encoding="utf-8")
@@ -794,6 +800,9 @@ def grade_submissions(jobs: list[tuple[str | os.PathLike, str | os.PathLike]], *
     Returns one row per pair, in order (see :func:`grade_folder` for the columns; each row
     has the questions of its own autograder). Pairs may use different autograders.
     """
+    from usrok.browser import require_full_python
+
+    require_full_python("Batch grading (it starts grading processes)")
     if cell_timeout is None:
         cell_timeout = max(5.0, timeout / 2)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -855,6 +864,9 @@ def grade_folder(autograder: str | os.PathLike, submissions: str | os.PathLike, 
     ``invalid-notebook`` (not run), ``timeout`` (killed after ``timeout`` seconds) or
     ``grader-error``. Manually graded questions are not in the zip, so not in the CSV.
     """
+    from usrok.browser import require_full_python
+
+    require_full_python("Batch grading (it starts grading processes)")
     autograder = Path(autograder).resolve()
     folder = Path(submissions).resolve()
     questions = read_autograder(autograder)["questions"]
