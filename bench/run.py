@@ -78,6 +78,7 @@ def build_times(book: Path) -> dict:
 
 def page_sizes(html_dir: Path) -> dict:
     pages = [p for p in html_dir.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts
+             and "lite" not in p.relative_to(html_dir).parts  # the in-browser edition: edition_numbers()
              and p.name not in {"search.html", "genindex.html"} and p.stat().st_size > 1000]
     sizes = {str(p.relative_to(html_dir)): p.stat().st_size for p in pages}
     spec_bytes = {}

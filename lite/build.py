@@ -28,9 +28,10 @@ The site gets its own ``pyodide-lock.json`` listing exactly the files it ships, 
 dependencies the browser needs (``NOT_IN_BROWSER`` says which declared ones are left out
 and why); a declared dependency that is neither shipped nor explained stops the build.
 
-Incremental: the application is rebuilt only when its settings or versions change, the
-runtime only when a wheel, the package or the binaries change; the notebooks and data are
-written every time (a second or two). Run with ``--force`` to rebuild everything.
+Incremental (state in ``_build/lite-build/``): the application is rebuilt only when its
+settings or versions change, the runtime only when a wheel, the course package or the binaries
+change; otherwise only the notebooks and data files whose source changed are rewritten, and
+nothing at all when nothing changed. ``--force`` rebuilds everything.
 """
 
 from __future__ import annotations
@@ -491,29 +492,30 @@ def exercise_examples() -> list[Path]:
     return sorted(ROOT.glob("exercises/*/*.csv"))
 
 
-def build_contents(files_dir: Path) -> list[str]:
-    """files/: chapter notebooks (from the MyST sources), student notebooks (as committed), data."""
+def contents_sources() -> dict[str, Path]:
+    """{path in the edition: source}: chapter notebooks (from their MyST sources), the student
+    notebooks, the data and the exercises' example data."""
+    out = {f"{page}.ipynb": ROOT / f"{page}.md" for page in edition_pages()}
+    for path in student_notebooks() + data_files() + exercise_examples():
+        out[path.relative_to(ROOT).as_posix()] = path
+    return out
+
+
+def write_content(rel: str, source: Path, files_dir: Path) -> None:
+    target = files_dir / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.suffix != ".md":
+        shutil.copyfile(source, target)  # student notebooks byte for byte: the leakage tests compare
+        return
     import jupytext
     import nbformat
 
-    written = []
-    for page in edition_pages():
-        nb = jupytext.read(ROOT / f"{page}.md")
-        nb.metadata.pop("jupytext", None)
-        nb.metadata["language_info"] = {"name": "python"}
-        for i, cell in enumerate(nb.cells):
-            cell["id"] = f"cell-{i:03d}"
-        target = files_dir / f"{page}.ipynb"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(nbformat.writes(nb), encoding="utf-8")
-        written.append(f"{page}.ipynb")
-    for path in student_notebooks() + data_files() + exercise_examples():
-        rel = path.relative_to(ROOT)
-        target = files_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)  # student notebooks byte for byte: the leakage tests compare
-        written.append(str(rel))
-    return written
+    nb = jupytext.read(source)
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:03d}"
+    target.write_text(nbformat.writes(nb), encoding="utf-8")
 
 
 MIMETYPES = {".ipynb": "application/x-ipynb+json", ".csv": "text/csv", ".json": "application/json",
@@ -563,7 +565,7 @@ def application_inputs() -> str:
     from importlib.metadata import version
 
     return digest(version("jupyterlite-core"), version("jupyterlite-pyodide-kernel"),
-                  LITE / "overrides.json", Path(__file__))
+                  LITE / "overrides.json", LITE / "jupyter-lite.json", Path(__file__))
 
 
 def runtime_inputs() -> str:
@@ -574,13 +576,12 @@ def runtime_inputs() -> str:
 
 
 def build(out: Path = DEFAULT_OUT, force: bool = False) -> Path:
+    """Build or update the edition in ``out``; returns ``out``."""
     started = time.perf_counter()
     STATE.mkdir(parents=True, exist_ok=True)
-    parts = {"application": (application_inputs(), build_application),
-             "runtime": (runtime_inputs(), None)}
-    for part, (key, _) in parts.items():
-        stamp = STATE / f"{part}.stamp"
-        ready = STATE / part
+    keys = {"application": application_inputs(), "runtime": runtime_inputs()}
+    for part, key in keys.items():
+        stamp, ready = STATE / f"{part}.stamp", STATE / part
         if force or not ready.exists() or not stamp.exists() or stamp.read_text() != key:
             stamp.unlink(missing_ok=True)
             if ready.exists():
@@ -592,24 +593,51 @@ def build(out: Path = DEFAULT_OUT, force: bool = False) -> Path:
                 build_runtime(ready)
             stamp.write_text(key)
             log(f"{part} built in {time.perf_counter() - t0:.1f} s")
-    fresh = out.with_name(out.name + ".new")
-    if fresh.exists():
-        shutil.rmtree(fresh)
-    link_tree(STATE / "application", fresh)
-    link_tree(STATE / "runtime", fresh / "static" / "pyodide")
-    (fresh / "jupyter-lite.json").write_text(json.dumps(site_config(STATE / "application"), indent=1) + "\n")
-    written = build_contents(fresh / "files")
-    write_listings(fresh / "files", fresh / "api" / "contents")
-    old = out.with_name(out.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if out.exists():
-        out.rename(old)
-    fresh.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    log(f"{len(written)} notebooks and data files, {size / 1e6:.1f} MB, in {out} "
-        f"({time.perf_counter() - started:.1f} s)")
+
+    state_file = STATE / "edition.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        state = {}
+    sources = contents_sources()
+    digests = {rel: sha256(path.read_bytes()) for rel, path in sources.items()}
+    in_place = (not force and out.is_dir() and state.get("out") == str(out) and state.get("parts") == keys
+                and (out / "files").is_dir())
+    if in_place:  # same application and runtime: update the notebooks and data that changed
+        known = state.get("contents", {})
+        changed = [rel for rel in sources if known.get(rel) != digests[rel] or not (out / "files" / rel).is_file()]
+        removed = [rel for rel in known if rel not in sources]
+        if not changed and not removed:
+            return out
+        for rel in removed:
+            (out / "files" / rel).unlink(missing_ok=True)
+        for rel in changed:
+            write_content(rel, sources[rel], out / "files")
+        shutil.rmtree(out / "api" / "contents", ignore_errors=True)
+        write_listings(out / "files", out / "api" / "contents")
+        log(f"updated {len(changed) + len(removed)} notebook(s) and data file(s) in {out} "
+            f"({time.perf_counter() - started:.1f} s)")
+    else:
+        fresh = out.with_name(out.name + ".new")
+        if fresh.exists():
+            shutil.rmtree(fresh)
+        link_tree(STATE / "application", fresh)
+        link_tree(STATE / "runtime", fresh / "static" / "pyodide")
+        (fresh / "jupyter-lite.json").write_text(json.dumps(site_config(STATE / "application"), indent=1) + "\n")
+        for rel, source in sources.items():
+            write_content(rel, source, fresh / "files")
+        write_listings(fresh / "files", fresh / "api" / "contents")
+        old = out.with_name(out.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        if out.exists():
+            out.rename(old)
+        fresh.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        log(f"{len(sources)} notebooks and data files, {size / 1e6:.1f} MB in all, in {out} "
+            f"({time.perf_counter() - started:.1f} s)")
+    state_file.write_text(json.dumps({"out": str(out), "parts": keys, "contents": digests}, indent=1))
     return out
 
 

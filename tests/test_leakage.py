@@ -218,8 +218,35 @@ def test_site_has_no_answers(secrets, html_dir):
     assert not marked, "otter markers found in the built site:\n" + "\n".join(marked[:20])
 
 
+def edition_runtime(html_dir: Path) -> set[Path]:
+    """The in-browser edition's Pyodide files (archives that are not autograders): those its
+    pyodide-lock.json lists, and the standard library archive."""
+    folder = html_dir / "lite" / "static" / "pyodide"
+    if not (folder / "pyodide-lock.json").is_file():
+        return set()
+    lock = json.loads((folder / "pyodide-lock.json").read_text(encoding="utf-8"))
+    return {folder / p["file_name"] for p in lock["packages"].values()} | {folder / "python_stdlib.zip"}
+
+
+def test_edition_archives_have_no_answers(secrets, html_dir):
+    """Wheels and zips of the in-browser edition, opened: no answer in any file inside (the
+    site scan above sees only their compressed bytes)."""
+    everything = {line: name for name, lines in secrets.items() for line in lines}
+    archives = [p for p in html_dir.rglob("*") if p.suffix in (".whl", ".zip") and p.is_file()]
+    assert any(p.name.startswith("usrok-") for p in archives), "the edition's course wheel is missing"
+    leaks = []
+    for archive in archives:
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                if member.endswith((".py", ".json", ".ipynb", ".md", ".txt", ".csv", ".yml", ".yaml")):
+                    text = norm(zf.read(member).decode("utf-8", errors="ignore"))
+                    leaks += [f"{archive.name}/{member}: {everything[l]}: {l[:80]}" for l in everything if l in text]
+    assert not leaks, "answers found in the edition's archives:\n" + "\n".join(leaks[:20])
+
+
 def test_site_publishes_no_masters_or_autograders(html_dir):
-    bad = [p.relative_to(html_dir) for p in html_dir.rglob("*") if p.is_file() and (
+    runtime = edition_runtime(html_dir)
+    bad = [p.relative_to(html_dir) for p in html_dir.rglob("*") if p.is_file() and p not in runtime and (
         p.suffix == ".zip" or "autograder" in p.name or "dist" in p.relative_to(html_dir).parts
         or (p.stem in NAMES and p.suffix != ".ipynb")
         or (p.name.startswith(tuple(NAMES)) and p.suffix in (".md", ".txt") ))]
