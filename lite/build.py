@@ -65,8 +65,13 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "usro
 
 # The files of the npm package that make up the runtime (no source maps, no type stubs).
 RUNTIME_FILES = ["pyodide.js", "pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip"]
-# What the Pyodide kernel installs when it starts (jupyterlite-pyodide-kernel 0.6.1).
-KERNEL_PACKAGES = ["micropip", "ssl", "sqlite3", "ipython", "jedi", "comm"]
+# What the Pyodide kernel installs when it starts (jupyterlite-pyodide-kernel 0.6.1), one after
+# the other unless Pyodide has loaded them already: the site lists them (and the kernel's own
+# wheels) for Pyodide to load at once, in parallel, when it starts (loadPyodideOptions.packages).
+KERNEL_PACKAGES = ["micropip", "piplite", "ssl", "sqlite3", "ipykernel", "comm", "pyodide_kernel", "jedi",
+                   "ipython", "widgetsnbextension"]
+# Loaded with the kernel too: every notebook of the edition starts by importing the course package.
+PRELOAD = KERNEL_PACKAGES + ["usrok"]
 # The course package's modules that need Sphinx: not shipped to the browser.
 BUILD_ONLY_MODULES = {"book.py", "edition.py"}
 # What the course package needs in the browser (Pyodide loads a package's dependencies with it:
@@ -367,6 +372,12 @@ def build_runtime(dest: Path) -> dict:
                                "(py3-none-any) wheel or add it to REPACK_PURE")
         imports, requires = wheel_facts(data)
         add(name, pins[name][0], filename, data, imports, requires)
+    for path in sorted((kernel_extension() / "static" / "pypi").glob("*.whl")):  # the kernel's own
+        name, version = wheel_name(path)
+        if name == "widgetsnbextension" and not version.startswith("4."):
+            continue  # the stub for ipywidgets 7; the edition has ipywidgets 8
+        imports, requires = wheel_facts(path.read_bytes())
+        add(name, version, path.name, path.read_bytes(), imports, requires)
     filename, data = course_wheel()
     add("usrok", filename.split("-")[1], filename, data, ["usrok"], [f"{d}" for d in COURSE_DEPENDS])
     for lock_name, filename, data in standin_wheels():
@@ -377,7 +388,7 @@ def build_runtime(dest: Path) -> dict:
     pyodide_names = set(npm_lock["packages"]) - set(packages)
     for name, entry in packages.items():
         entry["depends"] = browser_depends(name, entry.pop("requires"), set(packages), pyodide_names)
-    needed = {d for e in packages.values() for d in e["depends"]} | set(KERNEL_PACKAGES)
+    needed = {d for e in packages.values() for d in e["depends"]} | {canonical(n) for n in KERNEL_PACKAGES}
     needed = {n for n in needed if n not in packages}
     todo = list(needed)
     while todo:  # Pyodide's own dependencies (ssl -> openssl) come from its build too
@@ -391,7 +402,7 @@ def build_runtime(dest: Path) -> dict:
         files[entry["file_name"]] = path
 
     # Ship only what some notebook or the kernel can reach.
-    reach, todo = set(), set(KERNEL_PACKAGES) | {"usrok"} | {n for n in packages if n.endswith("-standin")}
+    reach, todo = set(), {canonical(n) for n in PRELOAD} | {n for n in packages if n.endswith("-standin")}
     while todo:
         name = todo.pop()
         if name in reach:
@@ -452,6 +463,8 @@ def site_config(app_dir: Path) -> dict:
     """jupyter-lite.json: the application's, with the course's runtime settings on top."""
     config = json.loads((app_dir / "jupyter-lite.json").read_text())
     ours = json.loads((LITE / "jupyter-lite.json").read_text())
+    kernel = ours["jupyter-config-data"]["litePluginSettings"]["@jupyterlite/pyodide-kernel-extension:kernel"]
+    kernel["loadPyodideOptions"] = {"packages": PRELOAD}
     data = config["jupyter-config-data"]
     for key, value in ours["jupyter-config-data"].items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -524,11 +537,12 @@ MIMETYPES = {".ipynb": "application/x-ipynb+json", ".csv": "text/csv", ".json": 
 
 def write_listings(files_dir: Path, api_dir: Path) -> None:
     """api/contents/<folder>/all.json: the Jupyter Contents API listing of every folder."""
-    stamp = "2026-01-01T00:00:00Z"  # fixed, so unchanged contents give unchanged listings
+    import datetime as dt
 
     def model(path: Path) -> dict:
         rel = path.relative_to(files_dir).as_posix()
         rel = "" if rel == "." else rel
+        stamp = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         common = {"name": path.name if rel else "", "path": rel, "created": stamp, "last_modified": stamp,
                   "writable": True, "hash": None, "hash_algorithm": None}
         if path.is_dir():
@@ -569,8 +583,10 @@ def application_inputs() -> str:
 
 
 def runtime_inputs() -> str:
+    from importlib.metadata import version
+
     src = ROOT / "src" / "usrok"
-    return digest(PYODIDE_VERSION, NPM_PYODIDE / "package.json", REQUIREMENTS, BINARIES, STANDINS,
+    return digest(PYODIDE_VERSION, version("jupyterlite-pyodide-kernel"), NPM_PYODIDE / "package.json", REQUIREMENTS, BINARIES, STANDINS,
                   sorted(p.name for p in src.glob("*.py")), *sorted(src.glob("*.py")),
                   ROOT / "pyproject.toml", Path(__file__))
 

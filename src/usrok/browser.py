@@ -66,7 +66,9 @@ def _explain_missing_module(shell, etype, value, tb, tb_offset=None):
     note = missing_module_note(name) if name else BINDER_HINT
     if note not in getattr(value, "__notes__", []):
         value.add_note(note)
-    return shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+    stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+    shell._showtraceback(etype, value, stb)  # IPython leaves showing it to the handler
+    return stb
 
 
 def install() -> None:
