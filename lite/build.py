@@ -55,6 +55,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LITE = ROOT / "lite"
 PYODIDE_VERSION = "0.27.7"
+# Where the runtime goes in the edition. Named after the version, and the course's own wheels are
+# named after their contents, so every file there but pyodide-lock.json keeps its name only as long
+# as its bytes: a host may cache them for a year (README, deployment notes).
+RUNTIME_DIR = f"static/pyodide-{PYODIDE_VERSION}"
 NPM_PYODIDE = ROOT / "node_modules" / "pyodide"
 BINARIES = LITE / "pyodide"
 REQUIREMENTS = LITE / "requirements-browser.txt"
@@ -248,8 +252,15 @@ def downloaded_wheels(pins: dict) -> dict[str, Path]:
     return have
 
 
-def write_wheel(name: str, version: str, files: dict[str, bytes], requires=(), summary="") -> tuple[str, bytes]:
-    """A py3-none-any wheel with fixed dates (the same input gives the same bytes)."""
+def write_wheel(name: str, version: str, files: dict[str, bytes], requires=(), summary="",
+                content_version: bool = False) -> tuple[str, bytes]:
+    """A py3-none-any wheel with fixed dates (the same input gives the same bytes).
+
+    ``content_version`` adds a digest of the files as a local version (``0.1.0+c1a2b3c4d``),
+    so that the wheel's name changes whenever its contents do (safe to cache for long).
+    """
+    if content_version:
+        version += "+c" + digest({path: sha256(data) for path, data in files.items()})[:9]
     dist = f"{name.replace('-', '_')}-{version}"
     meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Summary: {summary}"] if summary else []
@@ -293,7 +304,8 @@ def course_wheel() -> tuple[str, bytes]:
     version = re.search(r'^version\s*=\s*"([^"]+)"', pyproject, re.M).group(1)
     src = ROOT / "src" / "usrok"
     files = {f"usrok/{p.name}": p.read_bytes() for p in sorted(src.glob("*.py")) if p.name not in BUILD_ONLY_MODULES}
-    return write_wheel("usrok", version, files, COURSE_DEPENDS, "The US-ROK alliance course's helpers")
+    return write_wheel("usrok", version, files, COURSE_DEPENDS, "The US-ROK alliance course's helpers",
+                       content_version=True)
 
 
 def standin_wheels() -> list[tuple[str, str, bytes]]:
@@ -304,7 +316,7 @@ def standin_wheels() -> list[tuple[str, str, bytes]]:
                  for p in sorted(folder.rglob("*.py"))}
         lock_name = f"{canonical(folder.name)}-standin"
         filename, data = write_wheel(lock_name, "1.0.0", files, ["ipython"],
-                                     f"In-browser stand-in for {folder.name} (usrok course)")
+                                     f"In-browser stand-in for {folder.name} (usrok course)", content_version=True)
         out.append((lock_name, filename, data))
     return out
 
@@ -348,7 +360,7 @@ def browser_depends(name: str, requires: list[str], shipped: set[str], pyodide_n
 
 
 def build_runtime(dest: Path) -> dict:
-    """static/pyodide/: the runtime, every wheel, and a pyodide-lock.json listing exactly those."""
+    """RUNTIME_DIR: the runtime, every wheel, and a pyodide-lock.json listing exactly those."""
     npm_lock = npm_pyodide()
     pins = pinned_requirements()
     wheels = downloaded_wheels(pins)
@@ -382,7 +394,7 @@ def build_runtime(dest: Path) -> dict:
     add("usrok", filename.split("-")[1], filename, data, ["usrok"], [f"{d}" for d in COURSE_DEPENDS])
     for lock_name, filename, data in standin_wheels():
         imports, requires = wheel_facts(data)
-        add(lock_name, "1.0.0", filename, data, imports, requires)
+        add(lock_name, filename.split("-")[1], filename, data, imports, requires)
 
     # Dependencies as the browser needs them; the rest must come from Pyodide's own build.
     pyodide_names = set(npm_lock["packages"]) - set(packages)
@@ -464,6 +476,7 @@ def site_config(app_dir: Path) -> dict:
     config = json.loads((app_dir / "jupyter-lite.json").read_text())
     ours = json.loads((LITE / "jupyter-lite.json").read_text())
     kernel = ours["jupyter-config-data"]["litePluginSettings"]["@jupyterlite/pyodide-kernel-extension:kernel"]
+    kernel["pyodideUrl"] = f"./{RUNTIME_DIR}/pyodide.js"
     kernel["loadPyodideOptions"] = {"packages": PRELOAD}
     data = config["jupyter-config-data"]
     for key, value in ours["jupyter-config-data"].items():
@@ -638,7 +651,7 @@ def build(out: Path = DEFAULT_OUT, force: bool = False) -> Path:
         if fresh.exists():
             shutil.rmtree(fresh)
         link_tree(STATE / "application", fresh)
-        link_tree(STATE / "runtime", fresh / "static" / "pyodide")
+        link_tree(STATE / "runtime", fresh / RUNTIME_DIR)
         (fresh / "jupyter-lite.json").write_text(json.dumps(site_config(STATE / "application"), indent=1) + "\n")
         for rel, source in sources.items():
             write_content(rel, source, fresh / "files")

@@ -62,7 +62,7 @@ def test_edition_holds_every_chapter_exercise_data_and_the_course_wheel(edition)
     package = json.loads((ROOT / "data" / "datapackage.json").read_text())
     for resource in package["resources"]:
         assert (files / "data" / resource["path"]).read_bytes() == (ROOT / "data" / resource["path"]).read_bytes()
-    lock = json.loads((edition / "static" / "pyodide" / "pyodide-lock.json").read_text())
+    lock = json.loads((edition / build.RUNTIME_DIR / "pyodide-lock.json").read_text())
     assert lock["info"]["version"] == build.PYODIDE_VERSION
     assert lock["packages"]["usrok"]["imports"] == ["usrok"]
     # Every folder has a Contents API listing, and each listing names exactly what is there.
@@ -76,9 +76,9 @@ def test_edition_ships_every_byte_it_needs(edition, site):
     maps, no PyPI fallback, and no page (book or edition) links a web font service."""
     config = json.loads((edition / "jupyter-lite.json").read_text())["jupyter-config-data"]
     kernel = config["litePluginSettings"]["@jupyterlite/pyodide-kernel-extension:kernel"]
-    assert kernel["pyodideUrl"] == "./static/pyodide/pyodide.js" and kernel["disablePyPIFallback"] is True
+    assert kernel["pyodideUrl"] == f"./{build.RUNTIME_DIR}/pyodide.js" and kernel["disablePyPIFallback"] is True
     assert all(url.startswith("./") for url in kernel["pipliteUrls"])
-    runtime = edition / "static" / "pyodide"
+    runtime = edition / build.RUNTIME_DIR
     lock = json.loads((runtime / "pyodide-lock.json").read_text())
     for name, entry in lock["packages"].items():
         data = (runtime / entry["file_name"]).read_bytes()

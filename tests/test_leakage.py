@@ -221,11 +221,12 @@ def test_site_has_no_answers(secrets, html_dir):
 def edition_runtime(html_dir: Path) -> set[Path]:
     """The in-browser edition's Pyodide files (archives that are not autograders): those its
     pyodide-lock.json lists, and the standard library archive."""
-    folder = html_dir / "lite" / "static" / "pyodide"
-    if not (folder / "pyodide-lock.json").is_file():
-        return set()
-    lock = json.loads((folder / "pyodide-lock.json").read_text(encoding="utf-8"))
-    return {folder / p["file_name"] for p in lock["packages"].values()} | {folder / "python_stdlib.zip"}
+    runtime = set()
+    for lock_file in (html_dir / "lite" / "static").glob("pyodide*/pyodide-lock.json"):
+        lock = json.loads(lock_file.read_text(encoding="utf-8"))
+        runtime |= {lock_file.parent / p["file_name"] for p in lock["packages"].values()}
+        runtime.add(lock_file.parent / "python_stdlib.zip")
+    return runtime
 
 
 def test_edition_archives_have_no_answers(secrets, html_dir):
