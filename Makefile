@@ -4,37 +4,65 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: book test assignments browser clean bench
+.PHONY: book test assignments browser clean bench lock lint
 
-# The course environment (requirements.txt, as on Binder).
+# The course environment: exactly the packages pinned in requirements.txt (the lock file, compiled
+# from requirements.in by `make lock`), installed as listed, without dependency resolution, so the
+# environment is the lock. A new lock starts from an empty environment (nothing stale stays).
+# Left out: otter-grader's PDF export extra (nbconvert[webpdf] -> Playwright, 165 MB), which the
+# course never uses (Binder's plain `pip install -r requirements.txt` still installs it, pinned).
+PDF_EXPORT_ONLY := playwright greenlet
+COURSE_PYTHON := $(subst python-,,$(shell cat runtime.txt))
 $(VENV)/.book-env: requirements.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	@if [ ! -x $(BIN)/python ] || echo "$?" | grep -q requirements.txt; then \
+	  echo "Creating $(VENV) from requirements.txt"; $(PYTHON) -m venv --clear $(VENV); fi
+	grep -v $(foreach p,$(PDF_EXPORT_ONLY),-e '^$(p)==') requirements.txt > $(VENV)/requirements-course.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r $(VENV)/requirements-course.txt
+	$(BIN)/pip check -q --disable-pip-version-check
 	touch $@
 
-# Test tools on top: pytest, Playwright for Python (it drives Debian's chromium).
+# Test and maintenance tools on top (requirements-test.txt, compiled from requirements-test.in):
+# pytest, Playwright for Python (it drives Debian's chromium), ruff, uv.
 $(VENV)/.test-env: $(VENV)/.book-env requirements-test.txt
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements-test.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements-test.txt
+	$(BIN)/pip check -q --disable-pip-version-check
 	touch $@
+
+# Refresh the lock files after editing requirements.in or requirements-test.in (add a package:
+# one line in the .in file, then `make lock`). Unchanged pins are kept; `make lock UPGRADE=1`
+# moves every package to its newest allowed version. Resolved for every platform (markers) with
+# the Python of runtime.txt; needs PyPI. Commit the .in and .txt files together.
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version $(COURSE_PYTHON) \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+# A lock file is replaced only when its text changes (a new date would rebuild .venv).
+lock: $(VENV)/.test-env
+	@for name in requirements requirements-test; do \
+	  cp $$name.txt $(VENV)/$$name.lock && \
+	  $(UV_COMPILE) $$name.in -o $(VENV)/$$name.lock && \
+	  { cmp -s $(VENV)/$$name.lock $$name.txt && echo "$$name.txt unchanged" \
+	    || { mv $(VENV)/$$name.lock $$name.txt && echo "$$name.txt updated"; }; } || exit 1; \
+	done
+
+# The linter (rules in pyproject.toml: [tool.ruff]).
+lint: $(VENV)/.test-env
+	$(BIN)/ruff check --no-cache .
 
 # Student notebooks and autograder zips from the masters in exercises/.
 assignments: $(VENV)/.book-env
 	$(BIN)/python exercises/build_assignments.py
 
-# Build the book into _build/html (open _build/html/index.html). Sphinx is not started when
-# no file the book is built from (everything in git, or new and not ignored, except tests/
-# and bench/) nor the environment changed since the last successful build. Outside a git
-# checkout it always runs.
+# Build the book into _build/html (open _build/html/index.html). Sphinx is not started when no
+# file the book is built from changed since the last successful build: usrok.inputs keeps the
+# list (every file in git, or new and not ignored, except tests/, bench/ and .ci/) and compares
+# digests. Outside a git checkout it always builds. Inside the build, usrok.inputs also re-runs
+# exactly the pages whose code reads a changed file.
 BUILT := _build/html/.usrok-built
-BOOK_INPUTS := git ls-files -co --exclude-standard -- . ':!tests' ':!bench' ':!.ci'
-FIRST_INPUT_NEWER_THAN_BUILD = { $(BOOK_INPUTS); echo $(VENV)/.book-env; } \
-	| xargs -d '\n' sh -c 'find "$$@" -newer $(BUILT) 2>/dev/null' find | head -1
 book: $(VENV)/.book-env assignments
-	@if [ -f $(BUILT) ] && git rev-parse --git-dir >/dev/null 2>&1 \
-	    && [ -z "$$($(FIRST_INPUT_NEWER_THAN_BUILD))" ]; then \
+	@if [ -f $(BUILT) ] && changed=$$($(BIN)/python -m usrok.inputs changed $(BUILT)); then \
 	  echo "Book up to date (no input changed since the last build): open _build/html/index.html"; \
 	else \
-	  mkdir -p _build/html && touch $(BUILT).next && \
+	  echo "Building the book$${changed:+ ($$changed changed)}"; \
+	  mkdir -p _build/html && $(BIN)/python -m usrok.inputs record $(BUILT).next && \
 	  $(BIN)/jupyter-book build . $(BOOK_FLAGS) && mv $(BUILT).next $(BUILT) && \
 	  echo "Book built: open _build/html/index.html"; \
 	fi
@@ -44,8 +72,9 @@ browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	test -d node_modules/axe-core || npm ci --no-audit --no-fund
 
-# The whole test suite: build, data, charts in a real browser, grading, leakage, accessibility.
-test: $(VENV)/.test-env browser book
+# The whole test suite: lint, build, data, charts in a real browser, grading, leakage,
+# accessibility. `$(BIN)/python -m pytest -m "not book"` runs the fast tests only (no book build).
+test: $(VENV)/.test-env lint browser book
 	$(BIN)/python -m pytest tests
 
 bench: $(VENV)/.test-env browser

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Build the course's data package (``data/*.csv`` + ``data/datapackage.json``).
 
-Inputs
-  * the raw extracts in the shared ``data-sources`` folder (default
-    ``../shared/data-sources`` relative to the repository root; override with
-    ``--shared PATH`` or the ``USROK_SHARED`` environment variable);
+Inputs (all in the repository)
+  * the raw extracts in ``data/raw/`` (each file's source, licence and what was
+    filtered: ``data/raw/README.md``);
   * the hand-curated facts from the source text in ``data/curated/*.csv``
     (one citation per row: a short verbatim ``evidence`` phrase, checked
     against the source text when it is available -- ``--source-text PATH`` or
-    ``USROK_SOURCE_TEXT``; default ``../shared/source-text/000_57fe028d7c869dbd.txt``).
+    ``USROK_SOURCE_TEXT``; default ``../shared/source-text/000_57fe028d7c869dbd.txt``;
+    the copyrighted text is not part of the repository, and the check is skipped
+    without it: it checks the curated files, it adds nothing to the output).
 
 Outputs (all UTF-8, LF line endings, deterministic): one CSV per table and
 ``datapackage.json`` with a Frictionless Table Schema per table, and a copy of
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import filecmp
+import hashlib
 import io
 import json
 import os
@@ -45,8 +47,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent          # data/
 REPO = HERE.parent                              # repository root
 CURATED = HERE / "curated"
-DEFAULT_SHARED = REPO.parent / "shared" / "data-sources"
+RAW = HERE / "raw"
 DEFAULT_SOURCE_TEXT = REPO.parent / "shared" / "source-text" / "000_57fe028d7c869dbd.txt"
+EVIDENCE_FILE = "evidence/evidence.csv"  # the evidence pack, inside data/raw/
+SOURCE_LAST_YEAR = 2012  # the source text's last year: later events are "beyond the source"
+TIMELINE_COLUMNS = ("event_id", "date", "end_date", "year", "end_year", "date_precision", "event",
+                    "category", "from_source_text", "beyond_source", "source_title", "source_url",
+                    "evidence", "related_event_ids", "note", "course_note")
 
 # ---------------------------------------------------------------------------
 # Citations used in several places
@@ -102,12 +109,13 @@ COMPILED_LICENSE = {
 }
 
 
-def shared_source(filename: str) -> dict:
+def raw_source(filename: str) -> dict:
+    """The raw extract a table is built from; the path is relative to datapackage.json."""
     return {
         "title": "Course raw extract",
-        "path": f"shared/data-sources/{filename}",
-        "citation": "Raw extract kept beside the course (see its README.md and "
-                    "COMPILATION-NOTES.md for provenance).",
+        "path": f"raw/{filename}",
+        "citation": "Raw extract in the repository's data/raw/ (source, licence and filtering: "
+                    "data/raw/README.md; gaps and disagreements: data/raw/COMPILATION-NOTES.md).",
     }
 
 
@@ -192,8 +200,8 @@ def parse_when(date: str):
 # The builder
 # ---------------------------------------------------------------------------
 class Builder:
-    def __init__(self, shared: Path, source_text: Path | None, out: Path):
-        self.shared = shared
+    def __init__(self, raw: Path, source_text: Path | None, out: Path):
+        self.raw_dir = raw
         self.out = out
         self.source_text = None
         if source_text and source_text.exists():
@@ -225,7 +233,7 @@ class Builder:
 
     # -- raw files ---------------------------------------------------------
     def raw(self, filename: str) -> list[dict]:
-        return read_csv(self.shared / filename)
+        return read_csv(self.raw_dir / filename)
 
     # ======================================================================
     def build_troops(self):
@@ -270,7 +278,7 @@ class Builder:
                 "usfk_troops_rebuild and differs in some years."),
             "coverage": f"{min(years)}–{max(years)}; hosts: {', '.join(hosts)}; "
                         f"{len(rows)} rows (one per host and year)",
-            "sources": [KANE, ALLEN, TROOPDATA, shared_source("us_troops_by_host_country.csv")],
+            "sources": [KANE, ALLEN, TROOPDATA, raw_source("us_troops_by_host_country.csv")],
             "licenses": [DMDC_LICENSE, TROOPDATA_LICENSE],
             "schema": {
                 "fields": [
@@ -299,9 +307,9 @@ class Builder:
     def build_rebuild(self):
         src = self.raw("us_troops_south_korea_rebuild.csv")
         older = {r["year"]: r["troops"] for r in self.troops_rows if r["host"] == "South Korea"}
-        # Hand flag from the shared README: the 2008 value looks like two reports summed.
+        # Hand flag from data/raw/README.md: the 2008 value looks like two reports summed.
         SUSPECT = {2008: ("Suspect: about double the neighbouring years and the older series; "
-                          "looks like two reports summed (shared README). Kept as published "
+                          "looks like two reports summed (raw data README). Kept as published "
                           "for the data-quality lesson; use us_troops_by_host for charts.")}
         branch_cols = ["army_ad", "navy_ad", "air_force_ad", "marine_corps_ad", "space_force_ad"]
         rows = []
@@ -342,7 +350,7 @@ class Builder:
                 "copied from us_troops_by_host (South Korea) for comparison and is empty where "
                 "that series has no value."),
             "coverage": f"{min(years)}–{max(years)}; South Korea only; {len(rows)} rows",
-            "sources": [KANE, ALLEN, TROOPDATA, shared_source("us_troops_south_korea_rebuild.csv")],
+            "sources": [KANE, ALLEN, TROOPDATA, raw_source("us_troops_south_korea_rebuild.csv")],
             "licenses": [DMDC_LICENSE, TROOPDATA_LICENSE],
             "schema": {
                 "fields": [
@@ -422,6 +430,38 @@ class Builder:
                 ("evidence", r["evidence"]), ("related_event_ids", r["related_event_ids"]),
                 ("note", ""), ("course_note", r["course_note"]),
             ]))
+        # Events from the evidence pack (corrections of dates and events after the source):
+        # our wording in data/curated/evidence_events.csv, source and address copied from the
+        # pack's first cited row, whose date must be the row's date.
+        evidence = {e["item_id"]: e for e in self.raw(EVIDENCE_FILE)}
+        for r in read_csv(CURATED / "evidence_events.csv"):
+            ids = r["evidence_ids"].split(";")
+            missing = [i for i in ids if i not in evidence]
+            if missing:
+                raise ValueError(f"{r['event_id']}: unknown evidence rows {missing}")
+            first = evidence[ids[0]]
+            if first["date"] != r["date"]:
+                raise ValueError(f"{r['event_id']}: date {r['date']!r} differs from evidence "
+                                 f"row {ids[0]} ({first['date']!r})")
+            y, span_end, prec = parse_when(r["date"])
+            ey = parse_when(r["end_date"])[0] if r["end_date"] else span_end
+            year = f", {first['year']}" if first["year"] else ""
+            rows.append(OrderedDict([
+                ("event_id", r["event_id"]), ("date", r["date"]), ("end_date", r["end_date"]),
+                ("year", y), ("end_year", ey), ("date_precision", prec),
+                ("event", r["event"]), ("category", r["category"]),
+                ("from_source_text", False),
+                ("source_title", f"{first['source_title']} ({first['publisher']}{year})"),
+                ("source_url", first["address"]),
+                ("evidence", ""), ("related_event_ids", r["related_event_ids"]),
+                ("note", "Evidence pack row" + ("s " if len(ids) > 1 else " ") + ", ".join(ids)
+                 + ": " + "; ".join(evidence[i]["claim"] for i in ids)),
+                ("course_note", r["course_note"]),
+            ]))
+        # Rule: the source text ends in 2012; an event that begins after it is beyond it.
+        for r in rows:
+            r["beyond_source"] = r["year"] > SOURCE_LAST_YEAR
+        rows = [OrderedDict((k, r[k]) for k in TIMELINE_COLUMNS) for r in rows]
         ids = [r["event_id"] for r in rows]
         dup = [k for k, v in Counter(ids).items() if v > 1]
         if dup:
@@ -445,14 +485,27 @@ class Builder:
         cats = ["treaty", "forces", "politics", "crisis", "summit", "economy", "doctrine"]
         assert {r["category"] for r in rows} <= set(cats), {r["category"] for r in rows}
         n_st = sum(r["from_source_text"] for r in rows)
+        n_tl = sum(r["event_id"].startswith("tl-") for r in rows)
+        n_ev = len(rows) - n_st - n_tl
+        n_beyond = sum(r["beyond_source"] for r in rows)
         years = [r["year"] for r in rows]
         self.add("alliance_timeline", rows, {
             "title": f"Timeline of the US–ROK alliance, {min(years)}–{max(years)}",
             "description": (
                 f"Every dated event in the source text ({n_st} rows, from_source_text=true, "
-                "paraphrased, with a short verbatim 'evidence' phrase) plus every row of the "
-                f"compiled alliance_timeline.csv ({len(rows) - n_st} rows, from_source_text=false, "
-                "unchanged apart from the added columns). The two kinds of rows overlap on "
+                "paraphrased, with a short verbatim 'evidence' phrase), every row of the "
+                f"compiled alliance_timeline.csv ({n_tl} rows, event_id 'tl-...', "
+                "unchanged apart from the added columns), and events from the course's evidence "
+                f"pack ({n_ev} rows, event_id 'ev-...', worded by us in "
+                "data/curated/evidence_events.csv; source_title and source_url are copied from "
+                "the first evidence row cited in 'note', whose date the row must carry): dates "
+                "that correct or complete the text (Chun's coup began on 12 Dec 1979; Lee "
+                "Myung-bak was elected on 19 Dec 2007, not in January 2008 as the text says; "
+                "the Nixon cut was negotiated in 1970; Carter's plan concerned ground combat "
+                f"forces) and {n_beyond} events after {SOURCE_LAST_YEAR}, beyond the source "
+                "(beyond_source=true: OPCON made conditions-based, THAAD, Camp Humphreys, the "
+                "cost-sharing agreements, the Washington Declaration, Camp David). The kinds of "
+                "rows overlap on "
                 "purpose; related_event_ids links rows about the same event. Disagreements are "
                 "kept, never averaged: the Mutual Defense Treaty's entry into force is 17 vs 18 "
                 "Nov 1954 in two sources (both rows kept); the OPCON agreement (23 vs 24 Feb "
@@ -470,8 +523,10 @@ class Builder:
                 "event (for a decade phrase: early = years 0–3, mid = 4–6, late = 7–9 of the "
                 "decade, whole decade = 0–9; end_year empty for a single point in time)."),
             "coverage": f"{min(years)}–{max(years)}; {len(rows)} events ({n_st} from the source "
-                        f"text, {len(rows) - n_st} from the compiled timeline)",
-            "sources": [BOOK_SOURCE, shared_source("alliance_timeline.csv"),
+                        f"text, {n_tl} from the compiled timeline, {n_ev} from the evidence pack; "
+                        f"{n_beyond} after {SOURCE_LAST_YEAR})",
+            "sources": [BOOK_SOURCE, raw_source("alliance_timeline.csv"),
+                        raw_source(EVIDENCE_FILE),
                         {"title": "Per-row sources: see the source_title and source_url columns",
                          "path": "alliance_timeline.csv"}],
             "licenses": [BOOK_LICENSE, COMPILED_LICENSE],
@@ -479,8 +534,9 @@ class Builder:
                 "fields": [
                     F("event_id", "string", "Stable identifier: 'st-...' for events from the "
                       "source text (hand-assigned), 'tl-<date>' for rows of the compiled "
-                      "timeline (suffix -1, -2 where rows share a date, in file order).", True,
-                      pattern=r"^(st|tl)-[a-z0-9-]+$"),
+                      "timeline (suffix -1, -2 where rows share a date, in file order), "
+                      "'ev-<date>-...' for events from the evidence pack (hand-assigned).", True,
+                      pattern=r"^(st|tl|ev)-[a-z0-9-]+$"),
                     F("date", "string", "Start date as precise as known: YYYY, YYYY-MM, "
                       "YYYY-MM-DD, or a decade phrase ('late 1960s', 'mid-1990s', '1970s'). "
                       "Kept as text because many dates are imprecise.", True,
@@ -499,13 +555,18 @@ class Builder:
                     F("category", "string", "Kind of event.", True, enum=cats),
                     F("from_source_text", "boolean", "true if the event is dated in the source "
                       "text (Snyder 2012 introduction).", True),
+                    F("beyond_source", "boolean", "true if the event begins after "
+                      f"{SOURCE_LAST_YEAR}, the last year the source text covers: the course "
+                      "teaches it in sections headed '(beyond the source)' and draws it in its "
+                      "own style on the timeline.", True),
                     F("source_title", "string", "Where the row comes from.", True),
                     F("source_url", "string", "Web address of the source (empty for the book)."),
                     F("evidence", "string", "Source-text rows: a short verbatim phrase from the "
                       "text that dates the event (for checking; attributed quotation)."),
                     F("related_event_ids", "string", "Other rows about the same event, "
                       "';'-separated event_ids."),
-                    F("note", "string", "Note carried over from the compiled timeline."),
+                    F("note", "string", "Note carried over from the compiled timeline; for "
+                      "'ev-' rows, the evidence pack rows the event rests on and their claims."),
                     F("course_note", "string", "Our note: disagreements between sources and "
                       "how they are handled."),
                 ],
@@ -582,7 +643,7 @@ class Builder:
                 "compilation notes: EASI Phase III is not sourced). planned_measures lists the "
                 "measures separated by ';'."),
             "coverage": f"{len(rows)} stages (1990 plan)",
-            "sources": [BOOK_SOURCE, shared_source("alliance_timeline.csv")],
+            "sources": [BOOK_SOURCE, raw_source("alliance_timeline.csv")],
             "licenses": [BOOK_LICENSE, COMPILED_LICENSE],
             "schema": {
                 "fields": [
@@ -674,7 +735,7 @@ class Builder:
                 "cut scrapped) does not reconcile with the 2,500 last tranche; both are kept. The "
                 "text gives no completion date for the 12,500 cut."),
             "coverage": f"{len(rows)} rows: measures 2004–2008, OPCON dates to 2015",
-            "sources": [BOOK_SOURCE, shared_source("alliance_timeline.csv")],
+            "sources": [BOOK_SOURCE, raw_source("alliance_timeline.csv")],
             "licenses": [BOOK_LICENSE, COMPILED_LICENSE],
             "schema": {
                 "fields": [
@@ -800,7 +861,7 @@ class Builder:
                          "3fd899024f88ed92f08c5823303520b635de91f2/raw_data/oda",
                  "citation": "OECD DAC1 data as processed by the ONE Campaign "
                              "(ONEcampaign/aftershocks_data)."},
-                shared_source("rok_oda.csv"),
+                raw_source("rok_oda.csv"),
                 {"title": "Per-row sources: see source_title and source_url",
                  "path": "rok_oda.csv"},
             ],
@@ -889,7 +950,7 @@ class Builder:
             "coverage": f"{len(rows)} statements; target years "
                         f"{min(r['target_year'] for r in rows if r['target_year'])}–"
                         f"{max(r['target_year'] for r in rows if r['target_year'])}",
-            "sources": [shared_source("rok_oda_targets.csv"),
+            "sources": [raw_source("rok_oda_targets.csv"),
                         {"title": "Per-row sources: see source_title and source_url",
                          "path": "rok_oda_targets.csv"}],
             "licenses": [COMPILED_LICENSE],
@@ -969,7 +1030,7 @@ class Builder:
                 "no end_year were still under way in the source."),
             "coverage": f"{len(rows)} rows, {len({r['mission_group'] for r in rows})} missions, "
                         f"{min(r['start_year'] for r in rows if r['start_year'])}–present",
-            "sources": [shared_source("rok_overseas_deployments.csv"),
+            "sources": [raw_source("rok_overseas_deployments.csv"),
                         {"title": "Per-row sources: see source_title and source_url",
                          "path": "rok_deployments.csv"}],
             "licenses": [COMPILED_LICENSE],
@@ -1085,7 +1146,7 @@ class Builder:
                  "citation": "D'Orazio, Vito, and Kevin Galambos. Multinational Military "
                              "Exercises data (MME), v7, via the troopdata R package "
                              "(data-raw/mme_v7.csv)."},
-                TROOPDATA, shared_source("us_rok_military_exercises.csv")],
+                TROOPDATA, raw_source("us_rok_military_exercises.csv")],
             "licenses": [TROOPDATA_LICENSE,
                          {"name": "other-at", "title": "MME data: licence of the original "
                           "dataset not stated in the files read; cite D'Orazio and Galambos"}],
@@ -1247,7 +1308,7 @@ class Builder:
                  "path": "https://github.com/meflynn/troopdata",
                  "citation": "Vine, David. Lists of US military bases abroad, as updated by "
                              "Michael E. Flynn in the troopdata R package."},
-                TROOPDATA, shared_source("us_bases_south_korea.csv")],
+                TROOPDATA, raw_source("us_bases_south_korea.csv")],
             "licenses": [TROOPDATA_LICENSE,
                          {"name": "other-at", "title": "Basing data: licence of the original "
                           "lists not stated in the files read; cite Vine and Flynn"}],
@@ -1282,7 +1343,7 @@ class Builder:
 
     # ======================================================================
     def build_geojson(self):
-        src = self.shared / "korean_peninsula_50m.geojson"
+        src = self.raw_dir / "korean_peninsula_50m.geojson"
         data = json.loads(src.read_text(encoding="utf-8"))
         names = [f["properties"]["name"] for f in data["features"]]
         shutil.copyfile(src, self.out / "korean_peninsula_50m.geojson")
@@ -1305,7 +1366,7 @@ class Builder:
                  "path": "https://github.com/topojson/world-atlas",
                  "citation": "Made with Natural Earth (public domain), via the world-atlas npm "
                              "package 2.0.2."},
-                shared_source("korean_peninsula_50m.geojson")]),
+                raw_source("korean_peninsula_50m.geojson")]),
             ("licenses", [{"name": "other-pd", "title": "Natural Earth: public domain"}]),
         ]))
 
@@ -1367,8 +1428,8 @@ class Builder:
             "title": "Five principles of a comprehensive US–ROK alliance",
             "description": (
                 "The five characteristics ('principles') of a comprehensive alliance listed, "
-                "numbered 1–5, in the source text's section 'Establishing a Mutually Beneficial "
-                "Rationale for a US-ROK Comprehensive Security Alliance'. Labels and summaries "
+                "numbered 1–5, in the source text's section on a mutually beneficial rationale "
+                "for a comprehensive alliance. Labels and summaries "
                 "are our own words; evidence is a short verbatim phrase. The text gives no "
                 "scores or rankings of the principles."),
             "coverage": "5 principles",
@@ -1423,6 +1484,127 @@ class Builder:
         })
 
     # ======================================================================
+    # Evidence for the nine areas of cooperation (the briefs of chapter 8.1).
+    # Topic prefix -> area_id of alliance_areas (A0 is framing: no area).
+    EVIDENCE_AREAS = {"A0": None, "A1": "maritime", "A2": "counterterrorism",
+                      "A3": "nonproliferation", "A4": "space", "A5": "pandemics",
+                      "A6": "climate", "A7": "peacekeeping", "A8": "stabilization", "A9": "oda"}
+    # Rows named in the evidence pack README's "Conflicts between sources", with its note
+    # shortened to what concerns the row. Rule: every row a conflict names carries it.
+    EVIDENCE_CONFLICTS = {
+        "A1-02": "Tonnage: 4,500 t here; a 2019 source gives 4,400 t for the same destroyer.",
+        "A1-05": "Sources differ on whether this ship made Korea the third or the fifth Aegis country.",
+        "A2-01": "Dong-A's English text swaps the unit types; the Korean version and Hemmings have "
+                 "Dongui as the medical unit (from Feb 2002) and Dasan as the engineers (from Feb 2003).",
+        "A2-02": "Dong-A's English text swaps the unit types (see A2-01).",
+        "A3-01": "One source says the replacement agreement was 'signed' on 22 Apr 2015; MOFA and CRS "
+                 "say it was initialed on 22 Apr and signed on 15 Jun 2015.",
+        "A3-03": "The BBC gives about $20bn; a Reuters copy gives $40bn, and later cost estimates "
+                 "were $36-40bn.",
+        "A5-02": "5.3 million birds culled in 2003-04 here; in 2008 a target of 5.32 million was "
+                 "called the largest cull (A5-03).",
+        "A5-03": "Called the largest cull although the 2003-04 outbreak culled about as many (A5-02).",
+        "A5-04": "WHO WPRO: 186 cases, 36 deaths (final); WHO EURO: 184 and 33 (3 Jul 2015); a "
+                 "journal abstract: 38 deaths.",
+        "A8-01": "Dong-A: 2,800 arrived on 22 Sep 2004 and 800 more were due in Nov; AP: 3,600 were "
+                 "sent in Sep 2004 (A8-03).",
+        "A8-02": "See A8-01: the 800 are part of the 3,600 that AP puts in the first contingent.",
+        "A8-03": "Conflicts with A8-01/A8-02 (2,800 in Sep 2004, then 800 more).",
+        "A8-05": "The plan: 320 troops, about 100 civilians, 40 police; JoongAng (Jul 2010) expected "
+                 "289 in all, 232 of them soldiers, after staged arrivals.",
+    }
+
+    def build_area_evidence(self):
+        """Cited facts per area: the evidence pack's A rows plus the course's own finds."""
+        pack = self.raw("evidence/evidence.csv")
+        extra = read_csv(CURATED / "area_evidence_extra.csv")
+        area_ids = {r["area_id"] for r in self.tables["alliance_areas"]}
+        rows = []
+        for origin, src in (("evidence pack", pack), ("course search", extra)):
+            for r in src:
+                prefix = r["topic"][:2]
+                if not r["topic"].startswith("A") or prefix not in self.EVIDENCE_AREAS:
+                    continue  # B (after 2012), C (dates), D (reading) serve other pages
+                area = self.EVIDENCE_AREAS[prefix]
+                assert area is None or area in area_ids, area
+                year = int(re.match(r"\d{4}", r["date"]).group(0))
+                words = len(r["excerpt"].split())
+                if words > 40:
+                    raise ValueError(f"area_evidence {r['item_id']}: excerpt has {words} words (max 40)")
+                if not r["address"].startswith(("http://", "https://")):
+                    raise ValueError(f"area_evidence {r['item_id']}: address is not a web address")
+                rows.append(OrderedDict([
+                    ("evidence_id", r["item_id"]), ("area_id", area), ("claim", r["claim"]),
+                    ("date", r["date"]), ("year", year), ("beyond_source", year > 2012),
+                    ("value", r["value"] or None), ("unit", r["unit"] or None),
+                    ("source_title", r["source_title"]), ("publisher", r["publisher"]),
+                    ("source_year", to_int(r["year"])), ("address", r["address"]),
+                    ("excerpt", r["excerpt"]), ("origin", origin),
+                    ("conflict_note", self.EVIDENCE_CONFLICTS.get(r["item_id"])),
+                ]))
+        unknown = set(self.EVIDENCE_CONFLICTS) - {r["evidence_id"] for r in rows}
+        assert not unknown, unknown
+        rows.sort(key=lambda r: (r["area_id"] or "", r["evidence_id"]))
+        n_extra = sum(r["origin"] == "course search" for r in rows)
+        self.add("area_evidence", rows, {
+            "title": "Cited facts for the nine areas of cooperation",
+            "description": (
+                "One fact per row for the evidence briefs of chapter 8.1: the rows of the course's "
+                "evidence pack whose topic is A0-A9 (framing and the nine areas; topics B, C and D "
+                f"serve other pages), plus {n_extra} rows the course found itself in public documents "
+                "(data/curated/area_evidence_extra.csv, ids starting 'S-'), mostly on what the United "
+                "States brought to each area. Each row keeps the source's title, publisher, year, web "
+                "address and an exact excerpt of at most 40 words that states the fact; 'claim' is our "
+                "paraphrase. area_id maps the topic prefix (A1 maritime ... A9 oda; A0 framing has "
+                "none). year is the first year in 'date'; beyond_source marks facts after 2012, the "
+                "end of the source text. conflict_note carries, for every row that the evidence pack's "
+                "README lists under 'Conflicts between sources', what the other sources say: the "
+                "disagreement is kept, not resolved. 'value' is kept as text because some values are "
+                "compound (e.g. cases; deaths)."),
+            "coverage": f"{len(rows)} facts, {min(r['year'] for r in rows)}–{max(r['year'] for r in rows)}",
+            "sources": [
+                {**raw_source("evidence/evidence.csv"),
+                 "title": "Course evidence pack (evidence.csv): cited facts with address and excerpt",
+                 "citation": "Compiled for the course from public web pages read one by one; see "
+                             "data/raw/evidence/README.md for gaps and conflicts."},
+                {"title": "Per-row sources, including the course's own finds (ids 'S-', kept in "
+                          "data/curated/area_evidence_extra.csv): see source_title, publisher and address",
+                 "path": "area_evidence.csv"}],
+            "licenses": [COMPILED_LICENSE],
+            "schema": {
+                "fields": [
+                    F("evidence_id", "string", "Id in the evidence pack (A1-02 ...) or of a course "
+                      "find (S-A1-01 ...).", True, pattern=r"^(S-)?A\d-\d{2}$"),
+                    F("area_id", "string", "Area of cooperation (alliance_areas.area_id); empty for "
+                      "framing facts.", enum=sorted(area_ids)),
+                    F("claim", "string", "The fact, in our words.", True),
+                    F("date", "string", "When it happened, as precise as the source allows "
+                      "(YYYY, YYYY-MM, YYYY-MM-DD; 'a/b' is a span, 'a; b' two dates).", True),
+                    F("year", "integer", "First year in date (derived).", True,
+                      minimum=1950, maximum=2030),
+                    F("beyond_source", "boolean", "true if year is after 2012, the end of the "
+                      "source text (derived).", True),
+                    F("value", "string", "The number the fact turns on, as given (text)."),
+                    F("unit", "string", "What value counts."),
+                    F("source_title", "string", "Title of the source (or a description where the "
+                      "title was not shown).", True),
+                    F("publisher", "string", "Publisher, with mirrors and copies marked.", True),
+                    F("source_year", "integer", "Year the source was published; empty if not shown.",
+                      minimum=1950, maximum=2030),
+                    F("address", "string", "Web address of the source.", True,
+                      pattern=r"^https?://\S+$"),
+                    F("excerpt", "string", "Exact excerpt (at most 40 words) stating the fact.", True),
+                    F("origin", "string", "Where the row comes from.", True,
+                      enum=["course search", "evidence pack"]),
+                    F("conflict_note", "string", "What other sources say, where they disagree."),
+                ],
+                "primaryKey": ["evidence_id"],
+                "foreignKeys": [{"fields": ["area_id"],
+                                 "reference": {"resource": "alliance_areas", "fields": ["area_id"]}}],
+            },
+        })
+
+    # ======================================================================
     def run(self):
         self.out.mkdir(parents=True, exist_ok=True)
         self.build_troops()
@@ -1438,16 +1620,20 @@ class Builder:
         self.build_areas()
         self.build_principles()
         self.build_implications()
+        self.build_area_evidence()
         self.build_geojson()
         for name, rows in self.tables.items():
-            self.write_csv(self.out / f"{name}.csv", rows)
+            written = self.write_csv(self.out / f"{name}.csv", rows)
+            # The loader checks a table with Frictionless only when its bytes differ from these.
+            resource = next(r for r in self.resources if r["name"] == name)
+            resource["hash"] = "sha256:" + hashlib.sha256(written).hexdigest()
         package = OrderedDict([
             ("name", "usrok-data"),
             ("title", "Data for the course on the US–South Korea alliance"),
             ("description",
              "Tables behind the charts and exercises of the open course on Scott Snyder (ed.), "
              "The US–South Korea Alliance (2012). Built by data/build_tables.py from the raw "
-             "extracts in shared/data-sources and the hand-curated source-text facts in "
+             "extracts in data/raw and the hand-curated source-text facts in "
              "data/curated; do not edit the CSVs by hand. Every row is traceable to a source; "
              "where sources disagree all rows are kept and the disagreement is explained. Load "
              "tables with usrok.data.load(name)."),
@@ -1467,24 +1653,22 @@ class Builder:
         w.writerow(list(rows[0].keys()))
         for r in rows:
             w.writerow([fmt(v) for v in r.values()])
-        path.write_bytes(buf.getvalue().encode("utf-8"))
+        data = buf.getvalue().encode("utf-8")
+        path.write_bytes(data)
+        return data
 
 
-OUTPUT_FILES = None  # filled after a build: names of files the build writes
-
-
-def build(shared: Path, source_text: Path | None, out: Path) -> list[str]:
-    b = Builder(shared, source_text, out)
+def build(raw: Path, source_text: Path | None, out: Path) -> list[str]:
+    """Build the package into ``out``; returns the names of the files written."""
+    b = Builder(raw, source_text, out)
     pkg = b.run()
     return ["datapackage.json"] + [r["path"] for r in pkg["resources"]]
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--shared", type=Path,
-                   default=Path(os.environ.get("USROK_SHARED", DEFAULT_SHARED)),
-                   help="folder with the raw extracts (default: ../shared/data-sources "
-                        "relative to the repository root)")
+    p.add_argument("--raw", type=Path, default=RAW,
+                   help="folder with the raw extracts (default: data/raw)")
     p.add_argument("--source-text", type=Path,
                    default=Path(os.environ.get("USROK_SOURCE_TEXT", DEFAULT_SOURCE_TEXT)),
                    help="source text used to check evidence phrases (skipped if missing)")
@@ -1494,11 +1678,11 @@ def main(argv=None):
     p.add_argument("--no-validate", action="store_true",
                    help="skip the frictionless validation of the result")
     a = p.parse_args(argv)
-    if not a.shared.is_dir():
-        p.error(f"shared data folder not found: {a.shared}")
+    if not a.raw.is_dir():
+        p.error(f"raw data folder not found: {a.raw}")
     if a.check:
         with tempfile.TemporaryDirectory() as tmp:
-            files = build(a.shared, a.source_text, Path(tmp))
+            files = build(a.raw, a.source_text, Path(tmp))
             diff = [f for f in files if not (a.out / f).exists()
                     or not filecmp.cmp(Path(tmp) / f, a.out / f, shallow=False)]
         if diff:
@@ -1506,7 +1690,7 @@ def main(argv=None):
             return 1
         print(f"up to date: {len(files)} files")
         return 0
-    files = build(a.shared, a.source_text, a.out)
+    files = build(a.raw, a.source_text, a.out)
     if not a.no_validate:
         try:
             from frictionless import Package

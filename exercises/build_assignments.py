@@ -40,18 +40,17 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXERCISES = ROOT / "exercises"
 DATA = ROOT / "data"
 USROK = ROOT / "src" / "usrok"
 # The usrok modules a notebook or a test may import (book.py needs Sphinx: not shipped).
-USROK_FILES = ["__init__.py", "data.py", "charts.py", "grading.py"]
+USROK_FILES = ["__init__.py", "data.py", "charts.py", "exercise.py", "checks.py", "assignments.py"]
 # Packages the autograder needs on top of otter-grader (pins from requirements.txt).
 GRADING_PACKAGES = {"pandas", "numpy", "altair", "frictionless", "ipykernel"}
 PYTHON_VERSION = "3.11"
 STAMP = ".build-stamp"
 
 sys.path.insert(0, str(ROOT / "src"))
-from usrok.grading import read_master  # noqa: E402
+from usrok.assignments import dist_dir, master_paths, read_master, student_notebook  # noqa: E402
 
 
 class BuildError(Exception):
@@ -109,6 +108,8 @@ def with_shared_config(nb, info: dict) -> None:
         "autograder_files": ["data", "usrok"],
     })
     config.setdefault("tests", {"files": False, "ok_format": False})
+    # The wrong answers are for the course's tests, not for students or the answer key.
+    (nb.metadata.get("usrok") or {}).pop("wrong", None)
     cell.source = "# ASSIGNMENT CONFIG\n" + yaml.safe_dump(config, sort_keys=False).strip()
 
 
@@ -218,8 +219,8 @@ def build(master: Path, force: bool) -> str:
     info = read_master(master)
     files = inputs(master, info)
     stamp = stamp_of(files)
-    out = master.parent / "dist"
-    student = master.parent / "student" / f"{name}.ipynb"
+    out = dist_dir(name, ROOT)
+    student = ROOT / student_notebook(name)
     auto = [q for q in info["questions"] if not q["manual"]]
     manual = [q for q in info["questions"] if q["manual"]]
     summary = (f"{len(info['questions'])} questions: {len(auto)} auto "
@@ -277,7 +278,7 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="assignments built at once (default 2)")
     a = p.parse_args(argv)
-    masters = sorted(m for m in EXERCISES.glob("*/*.md") if m.stem == m.parent.name)
+    masters = master_paths(ROOT)
     if a.names:
         masters = [m for m in masters if m.stem in a.names]
         unknown = set(a.names) - {m.stem for m in masters}

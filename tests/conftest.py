@@ -2,6 +2,11 @@
 
 The browser is Debian's `chromium`, driven by Playwright for Python; every request
 that does not go to 127.0.0.1 is aborted, so a page that needs the internet fails.
+
+The book is built (incrementally, once per run) only when a selected test needs it. Tests are
+marked by what they use: ``book`` (the built site) and ``slow`` (the book, the grader, executed
+notebooks, a new environment: minutes). ``pytest -m "not slow"`` runs the rest in seconds,
+without building anything; ``USROK_SKIP_BUILD=1`` tests an existing ``_build`` as it is.
 """
 
 from __future__ import annotations
@@ -33,22 +38,55 @@ def build_book() -> subprocess.CompletedProcess:
 
 
 _BUILD: dict = {}
+# Fixtures that need the built book; and fixtures (here and in the test files) that take minutes.
+BOOK_FIXTURES = {"book_build", "site", "server", "open_page", "html_dir"}
+SLOW_FIXTURES = BOOK_FIXTURES | {"built", "graded", "broken", "executed", "fresh_python"}
 
 
 def pytest_configure(config):
-    """Build the book before collection, so page-by-page tests see every page.
+    config.addinivalue_line("markers", "book: needs the built book (built once per run, when first needed)")
+    config.addinivalue_line("markers", "slow: builds or executes notebooks, grades, or makes an environment")
+    _BUILD["config"] = config
 
-    Incremental: a no-op when `make book` has just run. Set USROK_SKIP_BUILD=1 to test
-    an existing _build (e.g. while editing tests).
-    """
-    if not os.environ.get("USROK_SKIP_BUILD"):
-        _BUILD["result"] = build_book()
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(item.fixturenames)
+        if used & BOOK_FIXTURES:
+            item.add_marker("book")
+        if used & SLOW_FIXTURES:
+            item.add_marker("slow")
+
+
+def _book_tests_deselected() -> bool:
+    """True when the `-m` expression leaves out tests marked book (and slow)."""
+    config = _BUILD.get("config")
+    expression = config.getoption("markexpr", "") if config else ""
+    if not expression:
+        return False
+    try:
+        from _pytest.mark.expression import Expression
+
+        return not Expression.compile(expression).evaluate(lambda name, **kw: name in ("book", "slow"))
+    except Exception:  # pytest changed its private API: build, to be safe
+        return False
+
+
+def ensure_built() -> subprocess.CompletedProcess:
+    """Build the book once per run (or trust the existing _build when USROK_SKIP_BUILD is set)."""
+    if "result" not in _BUILD:
+        if os.environ.get("USROK_SKIP_BUILD"):
+            _BUILD["result"] = subprocess.CompletedProcess(["(USROK_SKIP_BUILD)"], 0, "", "")
+        else:
+            _BUILD["result"] = build_book()
+    return _BUILD["result"]
 
 
 @pytest.fixture(scope="session")
 def book_build():
-    """The finished build (see pytest_configure). Fails on any warning."""
-    return _BUILD.get("result") or build_book()
+    """The finished build (see ensure_built). Fails on any warning."""
+    return ensure_built()
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +99,14 @@ EDITION = HTML / "lite"  # the in-browser edition (JupyterLite): tested in tests
 
 
 def html_pages() -> list[Path]:
-    """Every page of the built book (not Sphinx's own search/genindex pages, not the edition's)."""
+    """Every page of the built book (not Sphinx's own search/genindex pages, not the edition's).
+
+    Test modules call this while they are collected: it builds the book first, unless the
+    run leaves out the tests that need it (then there are no pages to test).
+    """
+    if _book_tests_deselected():
+        return []
+    ensure_built()
     skip = {"search.html", "genindex.html"}
     return sorted(p for p in HTML.rglob("*.html")
                   if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts

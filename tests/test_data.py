@@ -1,10 +1,10 @@
 """The data package: schemas, provenance, loader errors, values against the sources,
 working-directory independence and reproducibility of the build.
 
-Expected values are read from the shared raw files or the source text at test time
-(never copied from the code under test). Tests that need the shared folder
-(``../shared/data-sources`` beside the repository, or ``$USROK_SHARED``) skip with a
-clear reason when it is missing.
+Expected values are read from the raw files (``data/raw/``, in the repository) or the
+source text at test time (never copied from the code under test). Tests that need the
+copyrighted source text (``../shared/source-text`` beside the repository, or
+``$USROK_SOURCE_TEXT``) skip with a clear reason when it is missing.
 """
 from __future__ import annotations
 
@@ -25,13 +25,12 @@ from usrok import data
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
-SHARED = Path(os.environ.get("USROK_SHARED", ROOT.parent / "shared" / "data-sources"))
+RAW = DATA / "raw"
+# The course's vetted extracts, beside the repository on maintainers' machines (not in a clone).
+SHARED = ROOT.parent / "shared" / "data-sources"
 SOURCE_TEXT = Path(os.environ.get(
     "USROK_SOURCE_TEXT", ROOT.parent / "shared" / "source-text" / "000_57fe028d7c869dbd.txt"))
 
-needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(),
-    reason=f"shared raw data not found at {SHARED} (set USROK_SHARED to the data-sources folder)")
 needs_text = pytest.mark.skipif(
     not SOURCE_TEXT.is_file(),
     reason=f"source text not found at {SOURCE_TEXT} (set USROK_SOURCE_TEXT)")
@@ -40,7 +39,7 @@ needs_text = pytest.mark.skipif(
 EXPECTED = ["us_troops_by_host", "usfk_troops_rebuild", "easi_stages", "gpr_realignment",
             "alliance_timeline", "rok_oda", "rok_oda_targets", "rok_deployments",
             "us_rok_exercises", "us_sites", "alliance_areas", "principles", "implications",
-            "korean_peninsula_50m"]
+            "korean_peninsula_50m", "area_evidence"]
 
 
 def descriptor() -> dict:
@@ -57,9 +56,7 @@ def raw_rows(path: Path) -> list[dict]:
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    """Keep the on-disk validation cache of the tests away from the user's."""
-    monkeypatch.setenv("USROK_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "usrok-cache"))
+def _no_data_override(monkeypatch):
     monkeypatch.delenv("USROK_DATA", raising=False)
 
 
@@ -376,13 +373,159 @@ def test_edit_after_load_is_seen(copy, monkeypatch):
 
 
 # ---------------------------------------------------------------------------
-# Values against the shared raw files and the source text
+# Loader hardening: finite numbers, no forgeable cache, located errors without
+# validation, physical line numbers, no Frictionless
 # ---------------------------------------------------------------------------
 
-@needs_shared
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "nan", "NaN", "1e999"])
+def test_numbers_must_be_finite(copy, monkeypatch, value):
+    """A number column with only a minimum (value_usd_millions >= 0) refuses inf and nan."""
+    path = copy / "rok_oda.csv"
+    rows = _read(path)
+    i = _find(rows, year="2005", headline="true")
+    rows[i][rows[0].index("value_usd_millions")] = value
+    _write(path, rows)
+    err = _error("rok_oda", copy, True, monkeypatch)
+    assert (err.row, err.column) == (i + 1, "value_usd_millions"), str(err)
+    assert "finite" in str(err) and value in str(err)
+
+
+def test_integers_must_be_plain_integers(copy, monkeypatch):
+    path = copy / "us_troops_by_host.csv"
+    rows = _read(path)
+    i = _find(rows, host="Japan", year="1975")
+    rows[i][rows[0].index("troops")] = "1_000"  # Python's int() would accept it
+    _write(path, rows)
+    err = _error("us_troops_by_host", copy, True, monkeypatch)
+    assert (err.row, err.column) == (i + 1, "troops") and "integer" in str(err)
+
+
+def _bad_copy(copy: Path) -> Path:
+    path = copy / "us_troops_by_host.csv"
+    rows = _read(path)
+    rows[5][rows[0].index("troops")] = "-5"
+    _write(path, rows)
+    return path
+
+
+def test_no_validation_result_is_kept_on_disk(copy, tmp_path):
+    """Nothing the loader writes can vouch for a file: a forged entry of the former cache
+    (~/.cache/usrok/validated-v1.json) changes nothing, and loading writes no cache."""
+    import hashlib
+
+    path = _bad_copy(copy)
+    home = tmp_path / "home"
+    cache = home / ".cache" / "usrok"
+    cache.mkdir(parents=True)
+    schema = json.dumps(next(r for r in descriptor()["resources"]
+                             if r["name"] == "us_troops_by_host")["schema"], sort_keys=True)
+    from importlib.metadata import version
+
+    forged = hashlib.sha256(path.read_bytes() + schema.encode() + version("frictionless").encode()).hexdigest()
+    (cache / "validated-v1.json").write_text(json.dumps([forged]))
+    code = ("from usrok import data\n"
+            "try:\n    data.load('us_troops_by_host')\nexcept data.DataValidationError as e:\n    print('REFUSED', e)\n")
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "USROK_DATA": str(copy)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "REFUSED" in out.stdout and "row 6" in out.stdout, out.stdout + out.stderr
+    assert sorted(p.name for p in cache.iterdir()) == ["validated-v1.json"], "the loader wrote a cache"
+
+
+def test_frictionless_checks_any_file_but_the_built_one(copy, monkeypatch):
+    """The second pass is skipped only for bytes equal to datapackage.json's hash."""
+    calls = []
+    real = data._frictionless_validate
+    monkeypatch.setattr(data, "_frictionless_validate", lambda *a: calls.append(a[2]) or real(*a))
+    data.load("principles", data_dir=copy)
+    assert calls == []
+    path = copy / "principles.csv"
+    rows = _read(path)
+    rows[1][1] = "A label only the copy has"
+    _write(path, rows)
+    assert data.load("principles", data_dir=copy).loc[0, "label"] == "A label only the copy has"
+    assert calls == ["data/principles.csv"]
+
+
+def test_without_validation_a_bad_value_is_still_located(copy, monkeypatch):
+    path = copy / "us_troops_by_host.csv"
+    rows = _read(path)
+    i = _find(rows, host="Germany", year="1980")
+    rows[i][rows[0].index("troops")] = "lots"
+    _write(path, rows)
+    with pytest.raises(data.DataValidationError) as info:
+        data.load("us_troops_by_host", data_dir=copy, validate=False)
+    assert str(info.value).startswith("data/us_troops_by_host.csv, ")
+    assert (info.value.row, info.value.column) == (i + 1, "troops") and "'lots'" in str(info.value)
+    # validate=False skips the schema's rules, not the types: an out-of-range value loads.
+    rows[i][rows[0].index("troops")] = "-1"
+    _write(path, rows)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert (data.load("us_troops_by_host", data_dir=copy, validate=False)["troops"] == -1).sum() == 1
+
+
+def _multiline_copy(copy: Path) -> tuple[Path, int]:
+    """alliance_timeline with a two-line note in an early row and a bad year further down.
+    Returns the copy's path and the line (as an editor counts) of the bad row."""
+    path = copy / "alliance_timeline.csv"
+    rows = _read(path)
+    rows[3][rows[0].index("note")] = "First line of a note,\nsecond line of it"
+    i = 10
+    rows[i][rows[0].index("year")] = "19x0"
+    _write(path, rows)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    line = next(n for n, text in enumerate(lines, start=1) if ",19x0," in text)
+    assert line == i + 2  # one extra line before it
+    return path, line
+
+
+def test_row_numbers_count_lines_after_a_multi_line_cell(copy, monkeypatch):
+    _, line = _multiline_copy(copy)
+    err = _error("alliance_timeline", copy, True, monkeypatch)
+    assert (err.row, err.column) == (line, "year"), str(err)
+
+
+def test_frictionless_row_numbers_are_turned_into_lines(copy):
+    """The Frictionless pass reports records; the loader turns them into lines too."""
+    path, line = _multiline_copy(copy)
+    res = next(r for r in descriptor()["resources"] if r["name"] == "alliance_timeline")
+    text, records = data._precheck(path.read_bytes(), res["schema"]["fields"], "t.csv")
+    with pytest.raises(data.DataValidationError) as info:
+        data._frictionless_validate(copy, res, "t.csv", records)
+    assert (info.value.row, info.value.column) == (line, "year"), str(info.value)
+
+
+def test_loader_works_without_frictionless(copy):
+    """The in-browser edition has no Frictionless: import and load still work, the own checks
+    still refuse a bad value, and a notice says the second pass was skipped."""
+    _bad_copy(copy)
+    code = ("import sys, warnings\n"
+            "sys.modules['frictionless'] = None  # as if not installed\n"
+            "from usrok import data\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    ok = data.load('principles')\n"
+            "    try:\n        data.load('us_troops_by_host')\n"
+            "    except data.DataValidationError as e:\n        print('REFUSED', e)\n"
+            "print('ROWS', len(ok))\n"
+            "print('NOTICE', [str(w.message) for w in caught])\n")
+    # principles.csv is also changed, so that its hash differs and the second pass is due.
+    rows = _read(copy / "principles.csv")
+    rows[1][1] = "Changed"
+    _write(copy / "principles.csv", rows)
+    env = {**os.environ, "USROK_DATA": str(copy)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ROWS 5" in out.stdout and "REFUSED" in out.stdout and "row 6" in out.stdout, out.stdout
+    assert "Frictionless is not installed" in out.stdout
+
+
+# ---------------------------------------------------------------------------
+# Values against the raw files and the source text
+# ---------------------------------------------------------------------------
+
 @pytest.mark.parametrize("year", [1990, 1992, 2004, 2008])
-def test_usfk_values_equal_the_shared_source(year):
-    raw = raw_rows(SHARED / "us_troops_by_host_country.csv")
+def test_usfk_values_equal_the_raw_source(year):
+    raw = raw_rows(RAW / "us_troops_by_host_country.csv")
     expected = next(int(r["troops"]) for r in raw
                     if r["host"] == "South Korea" and int(r["year"]) == year)
     t = data.load("us_troops_by_host")
@@ -390,9 +533,8 @@ def test_usfk_values_equal_the_shared_source(year):
     assert got.tolist() == [expected]
 
 
-@needs_shared
 def test_troop_series_is_complete():
-    raw = raw_rows(SHARED / "us_troops_by_host_country.csv")
+    raw = raw_rows(RAW / "us_troops_by_host_country.csv")
     t = data.load("us_troops_by_host")
     assert len(t) == len(raw)
     assert {(r["host"], int(r["year"]), int(r["troops"])) for r in raw} == \
@@ -401,12 +543,11 @@ def test_troop_series_is_complete():
     assert west.max() == 1990 and t[t["host_detail"] == "Germany (unified)"]["year"].min() == 1991
 
 
-@needs_shared
 def test_rebuild_keeps_the_2008_anomaly():
     raw = {int(r["year"]): int(r["troops_ad"])
-           for r in raw_rows(SHARED / "us_troops_south_korea_rebuild.csv")}
+           for r in raw_rows(RAW / "us_troops_south_korea_rebuild.csv")}
     old = {int(r["year"]): int(r["troops"])
-           for r in raw_rows(SHARED / "us_troops_by_host_country.csv")
+           for r in raw_rows(RAW / "us_troops_by_host_country.csv")
            if r["host"] == "South Korea"}
     rb = data.load("usfk_troops_rebuild").set_index("year")
     assert rb.loc[2008, "troops_ad"] == raw[2008]           # not "fixed"
@@ -416,11 +557,10 @@ def test_rebuild_keeps_the_2008_anomaly():
     assert dict(rb["troops_ad"]) == raw
 
 
-@needs_shared
-def test_timeline_keeps_every_shared_row():
-    raw = raw_rows(SHARED / "alliance_timeline.csv")
+def test_timeline_keeps_every_raw_row():
+    raw = raw_rows(RAW / "alliance_timeline.csv")
     tl = data.load("alliance_timeline")
-    ours = tl[~tl["from_source_text"]]
+    ours = tl[tl["event_id"].str.startswith("tl-")]  # not the source text's or the evidence pack's
     assert len(ours) == len(raw)
     assert sorted(zip(ours["date"], ours["event"])) == sorted((r["date"], r["event"])
                                                               for r in raw)
@@ -471,9 +611,8 @@ def test_easi_stage_one_matches_the_text():
     assert easi.loc[1, "status"] == "carried out" and easi.loc[3, "status"] != "carried out"
 
 
-@needs_shared
 def test_easi_stage_two_from_the_timeline():
-    raw = raw_rows(SHARED / "alliance_timeline.csv")
+    raw = raw_rows(RAW / "alliance_timeline.csv")
     row = next(r for r in raw if r["date"] == "1992-10-08")
     easi = data.load("easi_stages").set_index("stage")
     assert f"{easi.loc[2, 'planned_troop_cut']:,}" in row["event"]
@@ -494,9 +633,8 @@ def test_gpr_numbers():
     assert sched["planned_by_year"].max() == 2008
 
 
-@needs_shared
 def test_oda_headline_rule():
-    raw = raw_rows(SHARED / "rok_oda.csv")
+    raw = raw_rows(RAW / "rok_oda.csv")
     oda = data.load("rok_oda")
     assert len(oda) == len(raw), "every row is kept"
     head = oda[oda["headline"]]
@@ -513,9 +651,8 @@ def test_oda_headline_rule():
     assert (oda["year"] == 2007).sum() >= 3, "the 2007 disagreement stays visible"
 
 
-@needs_shared
 def test_oda_triple_has_no_base_year():
-    raw = raw_rows(SHARED / "rok_oda_targets.csv")
+    raw = raw_rows(RAW / "rok_oda_targets.csv")
     t = data.load("rok_oda_targets")
     assert len(t) == len(raw)
     triple = t[t["kind"] == "triple"]
@@ -523,18 +660,16 @@ def test_oda_triple_has_no_base_year():
     assert "base year" in data.resource_info("rok_oda_targets")["description"].lower()
 
 
-@needs_shared
 def test_deployments_one_source_per_row_blanks_kept():
-    raw = raw_rows(SHARED / "rok_overseas_deployments.csv")
+    raw = raw_rows(RAW / "rok_overseas_deployments.csv")
     d = data.load("rok_deployments")
     assert len(d) == len(raw)
     blanks = sum(1 for r in raw if r["peak_personnel"] == "")
     assert d["peak_personnel"].isna().sum() == blanks
 
 
-@needs_shared
 def test_exercises_and_kind_rule():
-    raw = raw_rows(SHARED / "us_rok_military_exercises.csv")
+    raw = raw_rows(RAW / "us_rok_military_exercises.csv")
     ex = data.load("us_rok_exercises")
     assert len(ex) == len(raw) == 140
     nontrad = ex["peacekeeping"] | ex["humanitarian"]
@@ -546,9 +681,8 @@ def test_exercises_and_kind_rule():
         assert int(by_id[r["mme_id"]]["s.year"]) == r["start_year"]
 
 
-@needs_shared
 def test_sites_cleaning():
-    raw = raw_rows(SHARED / "us_bases_south_korea.csv")
+    raw = raw_rows(RAW / "us_bases_south_korea.csv")
     s = data.load("us_sites")
     assert len(s) == len(raw)
     assert not s["name"].str.contains("\t").any()
@@ -582,11 +716,10 @@ def test_areas_principles_implications():
 # The build is reproducible; the data-sources page covers every table
 # ---------------------------------------------------------------------------
 
-@needs_shared
 def test_build_reproduces_committed_files(tmp_path):
     out = tmp_path / "rebuilt"
-    run = subprocess.run([sys.executable, str(DATA / "build_tables.py"), "--shared", str(SHARED),
-                          "--out", str(out), "--no-validate"],
+    run = subprocess.run([sys.executable, str(DATA / "build_tables.py"), "--out", str(out),
+                          "--no-validate"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     files = ["datapackage.json"] + [r["path"] for r in descriptor()["resources"]]
@@ -594,10 +727,72 @@ def test_build_reproduces_committed_files(tmp_path):
     assert not differ, f"re-run of build_tables.py differs from the committed {differ}"
 
 
+def _repository_files() -> list[str]:
+    """What a clone holds: the committed files plus new ones not ignored (the working tree's
+    versions, so uncommitted edits are what is tested)."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    return [f for f in listed.split("\0") if f and (ROOT / f).is_file()]
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="needs git")
+def test_data_check_passes_in_a_clone_with_nothing_beside_it(tmp_path):
+    """`python data/build_tables.py --check` needs nothing outside the repository."""
+    clone = tmp_path / "alone" / "repo"
+    for f in _repository_files():
+        if f.startswith(("data/", "src/")):
+            (clone / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, clone / f)
+    assert not (clone.parent / "shared").exists()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USROK_")}
+    run = subprocess.run([sys.executable, "data/build_tables.py", "--check"], cwd=clone, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "up to date" in run.stdout
+    # ... and the check bites: a changed raw value makes the committed tables out of date.
+    raw = clone / "data" / "raw" / "rok_oda.csv"
+    raw.write_bytes(raw.read_bytes().replace(b"212.07", b"212.08", 1))
+    run = subprocess.run([sys.executable, "data/build_tables.py", "--check"], cwd=clone, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "out of date: " in run.stderr and "rok_oda.csv" in run.stderr
+
+
+def test_every_raw_file_is_documented_and_every_source_path_exists():
+    readme = (RAW / "README.md").read_text(encoding="utf-8")
+    raw_files = sorted(str(p.relative_to(RAW)) for p in RAW.rglob("*")
+                       if p.is_file() and p != RAW / "README.md")
+    undocumented = [f for f in raw_files if f"`{f}`" not in readme]
+    assert raw_files and not undocumented, f"data/raw/README.md does not describe {undocumented}"
+    used = set()
+    for r in descriptor()["resources"]:
+        for s in r["sources"]:
+            if s["path"].startswith("raw/"):  # relative to datapackage.json, like resource paths
+                assert (DATA / s["path"]).is_file(), f"{r['name']}: source {s['path']} is missing"
+                used.add(s["path"].removeprefix("raw/"))
+            else:
+                assert re.match(r"https?://", s["path"]) or s["path"] in (
+                    r["path"], "shared/source-text/000_57fe028d7c869dbd.txt"), s["path"]
+    inputs = {f for f in raw_files if f.endswith((".csv", ".geojson"))}  # evidence/ included
+    assert used == inputs, (f"raw files no table cites: {inputs - used}; "
+                            f"cited but not raw data files: {used - inputs}")
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"no shared data folder at {SHARED} (only on "
+                    "maintainers' machines)")
+def test_raw_copies_equal_the_shared_extracts():
+    """The copies in data/raw/ have not drifted from the vetted extracts (where those exist)."""
+    # The top-level README is ours (it adds each file's licence); everything else is a copy.
+    shared = {str(p.relative_to(SHARED)) for p in SHARED.rglob("*") if p.is_file()} - {"README.md"}
+    ours = {str(p.relative_to(RAW)) for p in RAW.rglob("*") if p.is_file()} - {"README.md"}
+    assert ours == shared, f"only in data/raw: {ours - shared}; not copied: {shared - ours}"
+    differ = [f for f in sorted(ours) if not filecmp.cmp(SHARED / f, RAW / f, shallow=False)]
+    assert not differ, f"data/raw/ differs from {SHARED}: {differ}"
+
+
 def test_catalogue_page_covers_every_resource():
     md = data.catalogue_markdown(link_prefix="../data/")
     for r in descriptor()["resources"]:
-        assert f"{{download}}`" in md and f"<../data/{r['path']}>`" in md, r["name"]
+        assert "{download}`" in md and f"<../data/{r['path']}>`" in md, r["name"]
         assert f'load("{r["name"]}")' in md
     assert re.search(r"(?<!\\)\$", md) is None, "dollar signs are escaped (no accidental math)"
     # the book enables linkify: only the sources' own URLs may become links

@@ -173,11 +173,11 @@ def test_assignment_facts_without_the_master_match_the_master():
     """Chapter 9 reads the ex09 master, which the edition does not ship: the student notebook
     gives the same questions, points and titles."""
     from usrok.browser import master_from_student_notebook
-    from usrok.grading import assignments
+    from usrok.assignments import assignments
 
     for master in assignments():
         public = master_from_student_notebook(master["path"])
-        for key in ("name", "title", "chapter", "minutes", "outcomes", "questions"):
+        for key in ("name", "title", "chapter", "minutes", "outcomes", "objectives", "questions"):
             assert public[key] == master[key], (master["name"], key)
         assert set(public["resources"]) <= set(master["resources"])
 

@@ -34,123 +34,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from usrok.grading import grade_submissions, read_autograder
+from usrok import assignments as course
+from usrok.assignments import read_autograder
+from usrok.grading import grade_submissions
 
 ROOT = Path(__file__).resolve().parents[1]
-EXERCISES = ROOT / "exercises"
 PYTHON = sys.executable
-NAMES = ["ex02_cold_war_troops", "ex03_easi", "ex04_realignment", "ex05_global_korea",
-         "ex06_principles", "ex07_north_korea", "ex08_oda", "ex09_principles_assessment"]
+# Every assignment, and its plausible wrong answers, come from the masters (their header's
+# ``usrok: wrong:`` list): a new assignment or question cannot escape these tests.
+ASSIGNMENTS = {a["name"]: a for a in course.assignments(ROOT)}
+NAMES = list(ASSIGNMENTS)
 
-# (question, code inserted before the question's grader.check cell, what is wrong)
-WRONG: dict[str, list[tuple[str, str, str]]] = {
-    "ex02_cold_war_troops": [
-        ("q1", 'korea = korea[korea["year"] < 1980].reset_index(drop=True)', "off by one year: stops at 1979"),
-        ("q1", 'korea = troops[troops["year"].between(1950, 1980)][["year", "troops"]].sort_values("year").reset_index(drop=True)',
-         "all three hosts, not South Korea"),
-        ("q2", "nixon_change = int(counts[1972] - counts[1970])", "off by one year: from 1970"),
-        ("q2", "nixon_pct = -nixon_pct", "wrong sign"),
-        ("q3", "carter_change = int(counts[1977] - counts[1979])", "wrong sign"),
-        ("q3", 'bigger_drop = "Carter"', "wrong comparison"),
-        ("q4", 'cold_war_chart = charts.finish(alt.Chart(korea).mark_bar().encode(x="year:O", y="troops:Q", '
-               'tooltip=["troops"]), title="t", description="d", source="s")', "wrong mark (bar)"),
-        ("q4", 'cold_war_chart = alt.Chart(korea).mark_line().encode(x="year:Q", y="troops:Q", tooltip=["troops"])',
-         "charts.finish not used"),
-        ("q5", 'cold_war_fear = "a"', "wrong choice (entrapment)"),
-    ],
-    "ex03_easi": [
-        ("q1", "planned_cut = 6500", "stage 2's figure"),
-        ("q2", "observed_change = -planned_cut", "the planned figure instead of the observed one"),
-        ("q2", "observed_change = int(korea[1991] - korea[1990])", "off by one year"),
-        ("q3", "share_of_plan = -share_of_plan", "wrong sign"),
-        ("q4", 'stage_of["the Yongsan garrison moves out of Seoul"] = 2', "wrong stage"),
-        ("q5", 'halt_reason = "a"', "wrong choice"),
-        ("q6", 'easi_chart = charts.finish(alt.Chart(window).mark_bar().encode(x="year:Q", y="troops:Q"), '
-               'title="t", description="d", source="s")', "wrong mark, no rule"),
-        ("q6", 'easi_chart = charts.finish(counts + alt.Chart(pd.DataFrame({"planned_level": [planned_cut]}))'
-               '.mark_rule().encode(y="planned_level:Q"), title="t", description="d", source="s")',
-         "rule at the cut instead of the level"),
-    ],
-    "ex04_realignment": [
-        ("q1", "planned_reduction = 5000", "one tranche instead of the whole plan"),
-        ("q2", "drawdown = int(korea[2008] - korea[2003])", "off by one year: from 2003"),
-        ("q2", "drawdown = -drawdown", "wrong sign"),
-        ("q3", "pct_of_plan = round(drawdown / planned_reduction * 100, 1)", "wrong sign"),
-        ("q4", "suspect_year = suspect_year + 1", "off by one year"),
-        ("q4", "suspect_ratio = round(1 / suspect_ratio, 2)", "ratio upside down"),
-        ("q5", 'drawdown_chart = charts.finish(alt.Chart(years).mark_line().encode(x="year:O", y="troops:Q"), '
-               'title="t", description="d", source="s")', "wrong mark (line)"),
-        ("q5", 'drawdown_chart = charts.finish(alt.Chart(rebuild[rebuild["year"].between(2003, 2009)]'
-               '.rename(columns={"troops_ad": "troops"})[["year", "troops"]]).mark_bar().encode(x="year:O", '
-               'y="troops:Q"), title="t", description="d", source="s")', "the suspect series"),
-        ("q6", 'flexibility = "a"', "wrong choice"),
-    ],
-    "ex05_global_korea": [
-        ("q1", 'kind_counts = exercises[exercises["start_year"] < 2010]["kind"].value_counts()', "drops 2010"),
-        ("q2", 'first_nontraditional = int(exercises.loc[exercises["kind"] == "non-traditional", "start_year"].max())',
-         "last year instead of first"),
-        ("q3", 'exercise_chart = charts.finish(alt.Chart(per_year).mark_bar().encode(x="start_year:O", '
-               'y="exercises:Q", color="kind:N"), title="t", description="d", source="s")', "colour alone"),
-        ("q3", 'exercise_chart = charts.finish(alt.Chart(per_year).mark_line().encode(x="start_year:O", '
-               'y="exercises:Q", color="kind:N", strokeDash="kind:N"), title="t", description="d", source="s")',
-         "wrong mark (line)"),
-        ("q4", 'un_missions = sorted(deployments.loc[deployments["mandate_kind"] != "US-led coalition", '
-               '"mission_group"].unique())', "counts other multinational missions as UN"),
-        ("q5", "vietnam_spread = int(peaks.max())", "the peak, not the spread"),
-        ("q6", 'japan_limit = "c"', "wrong choice"),
-    ],
-    "ex06_principles": [
-        ("q1", "pairs = pairs.iloc[::-1].reset_index(drop=True)", "wrong order"),
-        ("q2", 'statement_principle["Other countries with the same interests could join in the cooperation."] = 1',
-         "wrong principle"),
-        ("q3", 'scenario_violates["Only the United States promises to defend; its partner takes on no '
-               'obligations of its own."] = 5', "wrong principle"),
-        ("q4", 'us_assumption = "d"', "wrong choice"),
-    ],
-    "ex07_north_korea": [
-        ("q1", 'crises_2010 = sorted(timeline.loc[(timeline["category"] == "crisis") & (timeline["year"] == 2009), '
-               '"event_id"])', "off by one year"),
-        ("q1", 'crises_2010 = sorted(timeline.loc[(timeline["category"] == "crisis") & (timeline["year"] == 2010) '
-               '& ~timeline["from_source_text"], "event_id"])', "one kind of source only"),
-        ("q2", "days_between = days_between + 1", "off by one day"),
-        ("q3", 'crisis_chart = charts.finish(alt.Chart(crises).mark_bar().encode(x="year:Q", '
-               'y="from_source_text:N", shape="from_source_text:N", tooltip=["date", "event"]), title="t", '
-               'description="d", source="s")', "wrong mark (bar)"),
-        ("q3", 'crisis_chart = charts.finish(alt.Chart(crises[crises["from_source_text"]]).mark_point().encode('
-               'x="year:Q", y="from_source_text:N", shape="from_source_text:N", tooltip=["date", "event"]), '
-               'title="t", description="d", source="s")', "source-text rows only"),
-        ("q4", 'opcon_delay_days = (pd.to_datetime(gpr.loc["gpr-14", "announced"]) - '
-               'pd.to_datetime(gpr.loc["gpr-13", "announced"])).days', "announcement dates, not deadlines"),
-        ("q5", 'deterrence_role = "a"', "wrong choice"),
-    ],
-    "ex08_oda": [
-        ("q1", 'headline = oda[["year", "value_usd_millions", "oda_gni_pct", "basis"]].drop_duplicates("year")'
-               '.sort_values("year").reset_index(drop=True)', "first row per year, not the headline"),
-        ("q2", 'actual_2015 = float(headline.loc[headline["year"] == 2014, "oda_gni_pct"].iloc[0])',
-         "off by one year"),
-        ("q2", "gap_2015 = round(actual_2015 - target_2015, 2)", "wrong sign"),
-        ("q3", "growth_multiple = round(value_2015 - base_value, 2)", "a difference, not a multiple"),
-        ("q3", "base_value = float(values[base_year + 1])", "base value from the wrong year"),
-        ("q3", "tripled = True", "verdict does not follow from the multiple"),
-        ("q5", 'oda_chart = charts.finish(ratio, title="t", description="d", source="s")', "no target rule"),
-        ("q5", 'oda_chart = charts.finish(ratio + alt.Chart(pd.DataFrame({"target": [0.2]})).mark_rule()'
-               '.encode(y="target:Q"), title="t", description="d", source="s")', "rule at the wrong target"),
-        ("q6", 'global_areas = sorted(areas.loc[areas["order"] >= 6, "area_id"])', "includes climate"),
-    ],
-    "ex09_principles_assessment": [
-        ("q1", 'assessment.loc[0, "score"] = 4', "a score out of range"),
-        ("q1", 'assessment.loc[1, "justification"] = assessment.loc[0, "justification"]', "a copied sentence"),
-        ("q1", 'assessment.loc[2, "justification"] = "Good."', "a justification that is not a sentence"),
-        ("q1", "assessment = assessment.iloc[:-1]", "a missing cell"),
-        ("q2", 'implication_serves["Rewrite the military terms so that defence duties run in both directions."] = 5',
-         "wrong principle"),
-        ("q3", 'scenario_violates["After a thaw with the North, both governments decide the alliance has lost '
-               'its purpose and should end."] = 1', "wrong principle"),
-        ("q4", 'area_totals = assessment.groupby("area")["score"].mean().sort_values(ascending=False)',
-         "means, not totals"),
-        ("q4", "top_area = area_totals.index[-1]", "the lowest area"),
-    ],
-}
 
 # The broken-submissions batch: per-submission limit and per-cell limit (seconds). The
 # submission that ignores interrupts runs into the first; an endless loop into the second.
@@ -169,13 +63,15 @@ while True:  # ignores the interrupt: only the hard time limit stops it
 
 
 def autograder(name: str) -> Path:
-    zips = sorted((EXERCISES / name / "dist" / "autograder").glob("*.zip"))
-    assert len(zips) == 1, f"{name}: expected one autograder zip, found {zips}; run `make assignments`"
-    return zips[0]
+    return course.autograder_zip(name, ROOT)
 
 
 def solution(name: str) -> nbformat.NotebookNode:
-    return nbformat.read(EXERCISES / name / "dist" / "autograder" / f"{name}.ipynb", as_version=4)
+    return nbformat.read(course.solution_notebook(name, ROOT), as_version=4)
+
+
+def student(name: str) -> Path:
+    return ROOT / course.student_notebook(name)
 
 
 def check_index(nb, question: str) -> int:
@@ -216,7 +112,7 @@ def write(nb, path: Path) -> Path:
 @pytest.fixture(scope="session")
 def built():
     """The assignments (a no-op when `make book` / `make assignments` just ran)."""
-    run = subprocess.run([PYTHON, str(EXERCISES / "build_assignments.py")], capture_output=True, text=True,
+    run = subprocess.run([PYTHON, str(ROOT / "exercises" / "build_assignments.py")], capture_output=True, text=True,
                          cwd=ROOT)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return {n: read_autograder(autograder(n)) for n in NAMES}
@@ -260,10 +156,10 @@ def with_wrong_answers(nb, items, variables):
 
 
 def rounds(name: str) -> list[list[tuple[str, str, str]]]:
-    """Wrong answers grouped so that each round has at most one per question."""
+    """The master's wrong answers grouped so that each round has at most one per question."""
     by_q: dict[str, list] = {}
-    for item in WRONG[name]:
-        by_q.setdefault(item[0], []).append(item)
+    for w in ASSIGNMENTS[name]["wrong"]:
+        by_q.setdefault(w["question"], []).append((w["question"], w["code"], w["why"]))
     return [[v[k] for v in by_q.values() if k < len(v)] for k in range(max(map(len, by_q.values())))]
 
 
@@ -277,7 +173,7 @@ def graded(built, tmp_path_factory):
         folder.mkdir()
         sol = solution(name)
         subs = [("solution", None, write(sol, folder / "solution.ipynb")),
-                ("blank", None, write(nbformat.read(EXERCISES / name / "student" / f"{name}.ipynb", 4),
+                ("blank", None, write(nbformat.read(student(name), 4),
                                       folder / "blank.ipynb"))]
         for k, items in enumerate(rounds(name)):
             nb = with_wrong_answers(sol, items, built[name]["variables"])
@@ -449,11 +345,10 @@ def executed(built, tmp_path_factory):
     out = tmp_path_factory.mktemp("executed")
     runs = []
     for name in NAMES:
-        student = EXERCISES / name / "student" / f"{name}.ipynb"
-        sol = EXERCISES / name / "dist" / "autograder" / f"{name}.ipynb"
-        runs += [(name, "student-folder", student, student.parent),
-                 (name, "repo-root", student, ROOT),
-                 (name, "solution-in-student-folder", sol, student.parent)]
+        nb, sol = student(name), course.solution_notebook(name, ROOT)
+        runs += [(name, "student-folder", nb, nb.parent),
+                 (name, "repo-root", nb, ROOT),
+                 (name, "solution-in-student-folder", sol, nb.parent)]
 
     def run(item):
         name, where, nb, cwd = item
@@ -462,7 +357,7 @@ def executed(built, tmp_path_factory):
                            text=True, cwd=cwd)
         return (name, where), (p.returncode, p.stderr[-2000:], dest)
 
-    logs = [ROOT / ".OTTER_LOG"] + [EXERCISES / n / "student" / ".OTTER_LOG" for n in NAMES]
+    logs = [ROOT / ".OTTER_LOG"] + [student(n).parent / ".OTTER_LOG" for n in NAMES]
     existed = {p for p in logs if p.exists()}
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -501,9 +396,10 @@ def test_student_notebook_runs_anywhere(executed, name, where):
     code, err, dest = executed[(name, where)]
     assert code == 0, err
     nb = nbformat.read(dest, as_version=4)
-    # The setup, the data loading and every grader.check cell run without an error;
-    # only answer cells left as `...` may fail.
-    assert not _errors(nb, skip_answers=True)
+    # Run All on a blank notebook reaches the last cell: the set-up, the data loading, every
+    # grader.check and every answer cell still holding `...` run without an error (later
+    # cells use tables built from the data, not earlier answers).
+    assert not _errors(nb, skip_answers=False)
     checks = _check_outputs(nb)
     assert checks and all("results" in t or "passed" in t for t in checks), checks
 
@@ -520,10 +416,8 @@ def test_solution_passes_public_tests_in_student_folder(executed, name):
 
 def test_instructor_guide_has_a_rubric_for_every_written_question():
     """Each manually graded question has a rubric whose criteria add up to its points."""
-    from usrok.grading import assignments
-
     guide = (ROOT / "chapters" / "instructor_guide.md").read_text(encoding="utf-8")
-    for a in assignments(ROOT):
+    for a in ASSIGNMENTS.values():
         for i, q in enumerate(a["questions"], 1):
             if not q["manual"]:
                 continue
@@ -540,8 +434,7 @@ def test_master_round_trips_through_jupytext(name, tmp_path):
     """jupytext keeps otter's raw cells (and every other cell) intact: md -> ipynb -> md -> ipynb."""
     import jupytext
 
-    master = EXERCISES / name / f"{name}.md"
-    first = jupytext.read(master)
+    first = jupytext.read(course.master_path(name, ROOT))
     jupytext.write(first, tmp_path / "a.ipynb")
     jupytext.write(jupytext.read(tmp_path / "a.ipynb"), tmp_path / "b.md")
     again = jupytext.read(tmp_path / "b.md")
@@ -549,3 +442,38 @@ def test_master_round_trips_through_jupytext(name, tmp_path):
     assert cells(again) == cells(first)
     raw = [c.source.splitlines()[0] for c in first.cells if c.cell_type == "raw"]
     assert raw[0] == "# ASSIGNMENT CONFIG" and "# BEGIN QUESTION" in raw and "# BEGIN TESTS" in raw
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_master_names_wrong_answers_for_every_auto_graded_question(name):
+    """The master's ``wrong:`` list covers every auto-graded question, and only real ones."""
+    a = ASSIGNMENTS[name]
+    auto = {q["name"] for q in a["questions"] if not q["manual"]}
+    named = [w["question"] for w in a["wrong"]]
+    assert set(named) <= auto, f"{name}: wrong answers for unknown or hand-graded questions {set(named) - auto}"
+    assert auto <= set(named), f"{name}: no wrong answer for {sorted(auto - set(named))}"
+    for w in a["wrong"]:
+        ast.parse(w["code"])  # each is one piece of valid Python
+        assert w["why"], w
+
+
+def test_principles_scale_runs_from_minus_one_to_three():
+    """matrix_problems accepts every whole score on the scale, -1 to 3, and nothing else."""
+    import pandas as pd
+
+    from usrok.checks import matrix_problems
+    from usrok.exercise import PRINCIPLE_SCALE, principles_template
+
+    assert sorted(PRINCIPLE_SCALE) == [-1, 0, 1, 2, 3]
+    matrix = principles_template()
+    matrix["justification"] = [f"Cell {i} has its own reason, specific to this area and principle."
+                               for i in range(len(matrix))]
+    for scores in ([0, 1, 2, 3], [-1, 3], [-1.0, 2.0]):
+        matrix["score"] = pd.Series([scores[i % len(scores)] for i in range(len(matrix))], dtype="object")
+        assert matrix_problems(matrix) == [], scores
+    for bad in (-2, 4, 1.5, "2", None):
+        m = matrix.copy()
+        m["score"] = m["score"].astype("object")
+        m.loc[7, "score"] = bad
+        problems = matrix_problems(m)
+        assert len(problems) == 1 and "from -1 to 3 (first at row 7)" in problems[0], (bad, problems)

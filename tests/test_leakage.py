@@ -33,9 +33,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from usrok import assignments as course
+
 ROOT = Path(__file__).resolve().parents[1]
-EXERCISES = ROOT / "exercises"
-NAMES = sorted(p.parent.name for p in EXERCISES.glob("*/*.md") if p.stem == p.parent.name)
+NAMES = [a["name"] for a in course.assignments(ROOT)]
 MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN TESTS", "END TESTS", "# SOLUTION", "otter_hidden",
            "hidden=True", "ASSIGNMENT CONFIG", "otter_assign_solution_cell"]  # (otter itself writes
 # "<!-- BEGIN QUESTION -->" comments into student notebooks: not a secret)
@@ -55,7 +56,7 @@ def norm(text: str) -> str:
 
 
 def student_notebook(name: str) -> Path:
-    return EXERCISES / name / "student" / f"{name}.ipynb"
+    return ROOT / course.student_notebook(name)
 
 
 def student_text(name: str) -> str:
@@ -67,7 +68,7 @@ def student_text(name: str) -> str:
 
 def solution_lines(name: str) -> set[str]:
     """Code lines of the solution cells that the student does not get."""
-    nb = nbformat.read(EXERCISES / name / "dist" / "autograder" / f"{name}.ipynb", as_version=4)
+    nb = nbformat.read(course.solution_notebook(name, ROOT), as_version=4)
     given = student_text(name)
     secrets = set()
     for cell in nb.cells:
@@ -91,7 +92,7 @@ def solution_lines(name: str) -> set[str]:
 
 def sample_answers(name: str) -> set[str]:
     """Sentences of the Markdown sample answers in the master."""
-    text = (EXERCISES / name / f"{name}.md").read_text(encoding="utf-8")
+    text = course.master_path(name, ROOT).read_text(encoding="utf-8")
     blocks = re.findall(r"<!-- #raw -->\n# BEGIN SOLUTION\n<!-- #endraw -->\n(.*?)<!-- #raw -->\n# END SOLUTION",
                         text, re.S)
     sentences = set()
@@ -106,8 +107,7 @@ def sample_answers(name: str) -> set[str]:
 
 def hidden_test_lines(name: str) -> set[str]:
     """Body lines of the hidden test cases in the autograder zip."""
-    zips = list((EXERCISES / name / "dist" / "autograder").glob("*.zip"))
-    assert len(zips) == 1, f"{name}: run `make assignments` first"
+    zips = [course.autograder_zip(name, ROOT)]
     given = student_text(name)
     secrets = set()
     with zipfile.ZipFile(zips[0]) as zf:

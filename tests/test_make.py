@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -23,14 +24,18 @@ pytestmark = pytest.mark.skipif(not shutil.which("git") or not shutil.which("mak
 def clone(tmp_path):
     repo = tmp_path / "book"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
-    # Uncommitted edits to the Makefile are what is under test.
-    shutil.copy2(ROOT / "Makefile", repo / "Makefile")
+    # Uncommitted edits to the Makefile and to usrok.inputs are what is under test.
+    for name in ("Makefile", "src/usrok/inputs.py", "src/usrok/__init__.py"):
+        shutil.copy2(ROOT / name, repo / name)
     fake = tmp_path / "venv"
     (fake / "bin").mkdir(parents=True)
     calls = tmp_path / "calls"
     (fake / "bin" / "jupyter-book").write_text(
         f"#!/bin/sh\necho \"$@\" >> {calls}\n[ -z \"$FAIL_BUILD\" ]\n")
-    (fake / "bin" / "python").write_text("#!/bin/sh\nexit 0\n")  # assignments: nothing to do
+    # The real usrok.inputs of the clone decides; anything else (the assignments) has nothing to do.
+    (fake / "bin" / "python").write_text(
+        f'#!/bin/sh\nif [ "$1 $2" = "-m usrok.inputs" ]; then PYTHONPATH={repo / "src"} exec {sys.executable} "$@"; fi\n'
+        "exit 0\n")
     for tool in ("jupyter-book", "python"):
         (fake / "bin" / tool).chmod(0o755)
     (fake / ".book-env").touch()  # newer than requirements.txt: no pip install
@@ -48,7 +53,7 @@ def _builds(calls) -> int:
 
 
 def _edit(path):
-    """Change `path` now (after the last build; file times here have sub-second resolution)."""
+    """Change the contents of `path` (the check compares digests, not dates)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(path.read_text() + "\n" if path.exists() else "# New\n")
 
@@ -96,3 +101,17 @@ def test_outside_git_the_book_is_always_built(clone):
     _make_book(repo, fake)
     _make_book(repo, fake)
     assert _builds(calls) == 2
+
+
+def test_a_new_date_alone_does_not_rebuild(clone):
+    """A checkout or `touch` that leaves a file's contents as they were is not a change."""
+    repo, fake, calls = clone
+    _make_book(repo, fake)
+    chapter = repo / "chapters" / "03_after_the_cold_war.md"
+    os.utime(chapter, (chapter.stat().st_atime + 60, chapter.stat().st_mtime + 60))
+    code, out = _make_book(repo, fake)
+    assert code == 0 and _builds(calls) == 1 and "up to date" in out
+    chapter.write_text(chapter.read_text() + "x")
+    chapter.write_text(chapter.read_text()[:-1])  # edited and put back: same contents
+    _make_book(repo, fake)
+    assert _builds(calls) == 1

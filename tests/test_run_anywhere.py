@@ -1,9 +1,11 @@
-"""Run it anywhere: launch links, downloads, and notebooks that run from any working directory.
+"""Run it anywhere: launch links, downloads, and chapters that run from any working directory.
 
-The notebooks are executed in a fresh virtual environment built from requirements.txt
+The chapters are executed in a fresh virtual environment built from requirements.txt
 alone, as repo2docker (Binder) builds it, with the working directory at the notebook's
 own folder (Binder, JupyterLab), at the repository root (Thebe-style), and in an empty
-temporary folder with the package on PYTHONPATH.
+temporary folder with the package on PYTHONPATH. The student notebooks are executed once
+per run, by tests/test_grading.py (from their folder and the repository root, in the
+locked environment that tests/test_environment.py checks).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import urllib.request
 import venv
 from pathlib import Path
@@ -22,13 +23,12 @@ import nbformat
 import pytest
 import yaml
 
-from conftest import HTML, ROOT
+from conftest import ROOT
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 PAGES = [TOC["root"]] + [c["file"] for part in TOC["parts"] for c in part["chapters"]]
 NOTEBOOK_PAGES = [p for p in PAGES if (ROOT / f"{p}.md").read_text(encoding="utf-8").startswith("---\njupytext")]
-STUDENT_NOTEBOOKS = sorted(ROOT.glob("exercises/*/student/*.ipynb"))
 
 
 def _repo_slug() -> str:
@@ -137,45 +137,6 @@ def test_chapter_runs_from_its_folder_the_root_and_a_temp_dir(fresh_python, page
     _execute(fresh_python, source, source.parent)
     _execute(fresh_python, source, ROOT)
     _execute(fresh_python, source, tmp_path, {"PYTHONPATH": str(ROOT / "src")})
-
-
-def _student_run_problems(cells: list[dict]) -> list[str]:
-    """Errors a blank student notebook must not raise.
-
-    Unanswered questions may fail where the student's code goes (cells holding ``...``),
-    as in any otter notebook; the set-up cell, data loading and every ``grader.check``
-    must work from any working directory.
-    """
-    problems = []
-    for i, cell in enumerate(cells):
-        for error in cell["errors"]:
-            answer_cell = "..." in cell["source"] and "grader.check" not in cell["source"]
-            if i == 0 or not answer_cell or error in ("FileNotFoundError", "ModuleNotFoundError",
-                                                       "DataValidationError", "ImportError"):
-                problems.append(f"cell {i}: {error} in {cell['source'][:80]!r}")
-    if not any("grader.check" in c["source"] for c in cells):
-        problems.append("no grader.check cell")
-    return problems
-
-
-@pytest.mark.parametrize("notebook", STUDENT_NOTEBOOKS, ids=lambda p: p.stem)
-def test_student_notebook_runs_from_its_folder_and_the_root(fresh_python, notebook):
-    for cwd in (notebook.parent, ROOT):
-        cells = _execute(fresh_python, notebook, cwd, allow_errors=True)
-        problems = _student_run_problems(cells)
-        assert problems == [], f"{notebook.name} from cwd={cwd}:\n" + "\n".join(problems)
-    for log in (notebook.parent / ".OTTER_LOG", ROOT / ".OTTER_LOG"):
-        log.unlink(missing_ok=True)  # grader.check leaves a log in its working directory
-
-
-def test_student_run_check_bites():
-    """A grader.check that fails to find its tests, or a broken set-up cell, is reported."""
-    ok = [{"source": "import otter\ngrader = ...", "errors": []},
-          {"source": "answer = ...\nanswer.head()", "errors": ["AttributeError"]},
-          {"source": 'grader.check("q1")', "errors": []}]
-    assert _student_run_problems(ok) == []
-    assert _student_run_problems([ok[0], ok[1], {"source": 'grader.check("q1")', "errors": ["FileNotFoundError"]}])
-    assert _student_run_problems([{"source": "import usrok", "errors": ["ModuleNotFoundError"]}] + ok[1:])
 
 
 def test_live_code_is_switched_off_cleanly(site):

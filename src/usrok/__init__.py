@@ -6,7 +6,20 @@ code is copied between notebooks:
 - ``usrok.data``   -- find ``data/`` and load validated tables
 - ``usrok.charts`` -- the chart theme, the offline renderer and chart builders
 - ``usrok.quiz``   -- static self-check quizzes
+- ``usrok.exercise`` -- what a student notebook imports (its grader, the assessment matrix)
+- ``usrok.checks`` -- the small checks the exercises' tests use
+- ``usrok.assignments`` -- where each assignment's files live, its master, otter's formats
+- ``usrok.grading`` -- the batch grader (``python -m usrok.grading``), with ``usrok.sandbox``
 """
+
+import os as _os
+
+# While the book is built, each page's kernel lists the repository files its code reads, so the
+# page runs again when one of them changes (see usrok.inputs).
+if _os.environ.get("USROK_READS_LOG"):
+    from .inputs import record_reads as _record_reads
+
+    _record_reads(_os.environ["USROK_READS_LOG"], _os.environ.get("USROK_READS_ROOT"))
 
 import sys as _sys
 

@@ -8,8 +8,8 @@
   and Vega-Embed once into ``_static`` from ``vl-convert-python`` and adds them, as an
   async module script, only to pages that have a chart. No CDN, nothing inlined per
   chart. It also pools each page's chart data, renders the ``exercise-links`` directive,
-  strips Thebe when live code is off, fixes what the themes offer no option for, and
-  re-executes pages when the package or the data change.
+  strips Thebe when live code is off, and fixes what the themes offer no option for.
+  It loads :mod:`usrok.inputs`, which re-executes a page when a file its code reads changes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import html
 import json
 import re
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -189,9 +188,7 @@ def _tidy_scripts(app, pagename, templatename, context, doctree) -> None:
 
 
 # --------------------------------------------------------------------------- exercise links
-def exercise_notebook(name: str) -> str:
-    """Repository path of an assignment's student notebook (what students download or open)."""
-    return f"exercises/{name}/student/{name}.ipynb"
+from usrok.assignments import student_notebook as exercise_notebook  # noqa: E402 (one convention)
 
 
 def binder_url(theme_options: dict, path: str) -> str:
@@ -246,6 +243,9 @@ _FONTAWESOME_JS = re.compile(r'\s*<script defer src="[^"]*_static/scripts/fontaw
 # docutils marks the bibliography as role="list" but its entries as doc-biblioentry, which
 # ARIA does not allow inside a list (axe: aria-required-children, critical).
 _CITATION_LIST = '<div role="list" class="citation-list">'
+# pydata-sphinx-theme's sidebar toggle for a chapter with sections is a <summary> holding only
+# an icon (axe: summary-name, serious); it gets the chapter's name as its accessible name.
+_TOC_TOGGLE = re.compile(r'(>([^<>]+)</a><details(?: open="open")?>)<summary>(<span class="toctree-toggle")')
 _DOWNLOAD_BUTTON = re.compile(
     r'<a href="([^"]+)" target="_blank"(\s+class="btn btn-sm btn-download-(?:notebook|source)-button)')
 
@@ -270,6 +270,7 @@ def _fix_written_pages(app, exception) -> None:
       opening JSON as text in a new tab.
     - The duplicate Font Awesome script is dropped (see ``_FONTAWESOME_JS``).
     - The bibliography's invalid list role is removed (see ``_CITATION_LIST``).
+    - The sidebar's section toggles get an accessible name (see ``_TOC_TOGGLE``).
     - Pages other than search.html do not load the search index (see
       ``_INLINE_SEARCH_SCRIPTS``) unless search-as-you-type is switched on.
 
@@ -285,53 +286,11 @@ def _fix_written_pages(app, exception) -> None:
         text = page.read_text(encoding="utf-8")
         fixed = _FONTAWESOME_JS.sub("", _DOWNLOAD_BUTTON.sub(r'<a href="\1" download\2', text))
         fixed = fixed.replace(_CITATION_LIST, '<div class="citation-list">')
+        fixed = _TOC_TOGGLE.sub(r'\1<summary aria-label="Sections of \2">\3', fixed)
         if not as_you_type and page.name != "search.html":
             fixed = _INLINE_SEARCH_SCRIPTS.sub("", fixed)
         if fixed != text:
             page.write_text(fixed, encoding="utf-8")
-
-
-# --------------------------------------------------------------------------- stale outputs
-def _inputs_digest(srcdir: str) -> str:
-    """A digest of what every executed page depends on besides its own code: the usrok
-    package and the data package."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    data_dir = Path(srcdir) / "data"
-    files = sorted(HERE.glob("*.py")) + sorted(data_dir.glob("*.csv")) + [data_dir / "datapackage.json"]
-    for path in files:
-        if path.exists():
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
-def _digest_file(app) -> Path:
-    return Path(app.outdir).parent / ".usrok-inputs"
-
-
-def _check_inputs(app) -> None:
-    """Re-execute every page when the shared package or the data changed.
-
-    myst-nb's cache keys a notebook on its own code cells only, so editing a chart builder
-    in usrok/charts.py or a CSV in data/ would otherwise leave stale charts and numbers.
-    """
-    app.usrok_digest = _inputs_digest(app.srcdir)
-    stored = _digest_file(app)
-    app.usrok_inputs_changed = stored.exists() and stored.read_text() != app.usrok_digest
-    cache = getattr(app.config, "nb_execution_cache_path", "")
-    if app.usrok_inputs_changed and cache and Path(cache).exists():
-        logger.info("[usrok] package or data changed: clearing the execution cache")
-        shutil.rmtree(cache)
-
-
-def _outdated(app, env, added, changed, removed):
-    return sorted(env.found_docs) if getattr(app, "usrok_inputs_changed", False) else []
-
-
-def _store_inputs(app, exception) -> None:
-    if exception is None and app.builder.format == "html":
-        _digest_file(app).write_text(app.usrok_digest)
 
 
 # --------------------------------------------------------------------------- speed
@@ -377,9 +336,7 @@ def setup(app):
     _cache_pybtex_plugin_lookups()
     app.connect("builder-inited", _note_build_start)
     app.connect("builder-inited", _cache_compiled_templates)
-    app.connect("builder-inited", _check_inputs)
-    app.connect("env-get-outdated", _outdated)
-    app.connect("build-finished", _store_inputs)
+    app.setup_extension("usrok.inputs")  # pages run again when a file they read changes
     app.add_directive("exercise-links", ExerciseLinks)
     app.connect("build-finished", _fix_written_pages)
     app.connect("builder-inited", _write_static)

@@ -93,8 +93,9 @@ def master_from_student_notebook(master: str | Path) -> dict | None:
 
     ``master`` is where the master would be (``exercises/<name>/<name>.md``); the student
     notebook is ``exercises/<name>/student/<name>.ipynb``. Returns what
-    ``usrok.grading.read_master`` returns -- name, title, chapter, minutes, outcomes,
-    questions (name, points, manual), resources -- without the answer key, or None when
+    ``usrok.assignments.read_master`` returns -- name, title, chapter, minutes, outcomes,
+    objectives, questions (name, points, manual), the tables the student notebook loads --
+    without the answer key or the course's wrong-answer tests (``wrong`` is empty), or None when
     there is no student notebook either. The question labels are the ones the assignment
     build checks against otter's configuration ("**Question 3** (2 points)",
     "**Question 5** (written, 5 points)").
@@ -122,5 +123,6 @@ def master_from_student_notebook(master: str | Path) -> dict | None:
     name = nb.get("metadata", {}).get("otter", {}).get("assignment_name") or master.stem
     return {"name": name, "path": str(master), "title": meta.get("title", ""), "chapter": meta.get("chapter"),
             "minutes": meta.get("minutes"), "outcomes": list(meta.get("outcomes", [])),
+            "objectives": dict(meta.get("objectives") or {}), "wrong": [],
             "questions": sorted(questions, key=lambda q: int(q["name"][1:])), "resources": resources,
             "config": {"name": name}}

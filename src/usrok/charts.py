@@ -12,6 +12,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from usrok.exercise import PRINCIPLE_SCALE
+
 # Emit the Vega-Lite mimetype: JupyterLab draws it natively (no CDN), and the book's
 # myst-nb plugin (usrok.book) turns it into an offline chart. Colab only draws HTML.
 try:
@@ -200,6 +202,9 @@ def _stagger(ev: pd.DataFrame, view: tuple, width: int, rows: int = 4) -> list[i
 # Event timelines (chapter 7 and the back-matter timeline page)
 # ---------------------------------------------------------------------------
 EVENT_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "triangle-right"]
+# Legend labels for the two periods of an event timeline (filled and hollow points).
+BEFORE = "Up to 2012 (filled)"
+AFTER = "After 2012, beyond the source (hollow)"
 
 
 def _period(text: str | None, year) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -225,7 +230,8 @@ def timeline_events(df: pd.DataFrame) -> pd.DataFrame:
     2010-03-01); ``end``: the ``end_date`` if there is one, else the last day an imprecise
     date could mean ("1970s" -> 1979-12-31), else empty. ``when`` is the date as the source
     gives it; ``source`` a short source name; ``disputed`` marks rows whose course note
-    records a disagreement between sources (e.g. the same event a day apart).
+    records a disagreement between sources (e.g. the same event a day apart); ``beyond``
+    marks events after the source text's last year (the table's ``beyond_source``).
     """
     out = []
     for _, r in df.iterrows():
@@ -252,6 +258,7 @@ def timeline_events(df: pd.DataFrame) -> pd.DataFrame:
             "category": r["category"], "event": r["event"],
             "kind": "Snyder's text" if bool(r["from_source_text"]) else "Other sources",
             "source": source, "disputed": disputed,
+            "beyond": bool(r["beyond_source"]) if "beyond_source" in r.index else False,
             "note": "" if pd.isna(note) else str(note),
         })
     return pd.DataFrame(out)
@@ -270,7 +277,8 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     label too); a thin line runs to its end or target date, or across the span an imprecise
     date could mean. A black ring marks rows whose sources disagree. Click the legend to
     pick categories (shift-click for several); drag across the bottom strip to zoom.
-    Optional columns: ``label`` (short text drawn beside a point) and ``label_pos``
+    Events after the source text (column ``beyond`` true) are hollow points, with a legend
+    entry saying so. Optional columns: ``label`` (short text drawn beside a point) and ``label_pos``
     ("above", "below", "above-left" or "below-left" of the point, to keep labels apart). ``zoom`` is an opening
     (start, end) date range for the brush; without it the whole timeline shows.
     """
@@ -278,6 +286,9 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     cols = [category, "start", "end", "when", "event", "kind", "source", "disputed", "note"]
     cols += [c for c in ("label", "label_pos") if c in events.columns]
     data = events[cols].copy()
+    beyond = events["beyond"].fillna(False).astype(bool) if "beyond" in events.columns else None
+    if beyond is not None and beyond.any():
+        data["period"] = beyond.map({False: BEFORE, True: AFTER}).values
     if "label" in data.columns:
         data["label"] = data["label"].fillna("")
         data["label_pos"] = data["label_pos"].fillna("above") if "label_pos" in data.columns else "above"
@@ -298,7 +309,7 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     y = alt.Y(f"{category}:N", sort=cats, title=None, axis=alt.Axis(labelLimit=220, grid=True))
     yoff = alt.YOffset("kind:N", sort=["Snyder's text", "Other sources"],
                        scale=alt.Scale(domain=["Snyder's text", "Other sources"], paddingOuter=0.5))
-    x = alt.X("start:T", title="Date", scale=alt.Scale(domain=brush), axis=alt.Axis(labelOverlap=True))
+    x = alt.X("start:T", title="Date", scale=alt.Scale(domain=brush, padding=8), axis=alt.Axis(labelOverlap=True))
     fade = alt.when(pick).then(alt.value(1)).otherwise(alt.value(0.12))
     tip = [alt.Tooltip("when:N", title="Date (as given)"), alt.Tooltip("event:N", title="Event"),
            alt.Tooltip(f"{category}:N", title=category_title), alt.Tooltip("kind:N", title="Dated by"),
@@ -306,13 +317,35 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     base = alt.Chart(data).encode(x=x, y=y, yOffset=yoff)
     spans = base.transform_filter("isValid(datum.end)").mark_rule(strokeWidth=2, clip=True).encode(
         x2="end:T", color=colour, opacity=fade, tooltip=tip)
-    dots = base.mark_point(filled=True, size=80, stroke="#fff", strokeWidth=0.7, clip=True).encode(
-        color=colour, shape=shape, opacity=fade, tooltip=tip).add_params(pick)
+    if "period" in data.columns:
+        # Hollow points for events beyond the source: the fill fades out, the outline keeps the
+        # category colour; the legend names the two periods.
+        tip.insert(1, alt.Tooltip("period:N", title="Period"))
+        outline = alt.Stroke(f"{category}:N", sort=cats, legend=None,
+                             scale=alt.Scale(domain=cats, range=PALETTE[: len(cats)]))
+        hollow = alt.FillOpacity("period:N", sort=[BEFORE, AFTER], legend=None,
+                                 scale=alt.Scale(domain=[BEFORE, AFTER], range=[1, 0]))
+        dots = base.mark_point(filled=True, size=80, strokeWidth=2, clip=True).encode(
+            color=colour, stroke=outline, fillOpacity=hollow, shape=shape, opacity=fade,
+            tooltip=tip).add_params(pick)
+        # Vega-Lite draws no legend for fillOpacity: an invisible layer (inline data, so the
+        # page's data table skips it) carries the legend of the two periods.
+        key = alt.Chart(alt.Data(values=[{"period": BEFORE}, {"period": AFTER}])).mark_point(
+            filled=True, size=0).encode(fill=alt.Fill(
+                "period:N", title=None, sort=[BEFORE, AFTER],
+                scale=alt.Scale(domain=[BEFORE, AFTER], range=["#444", "transparent"]),
+                legend=alt.Legend(orient="top", direction="vertical", symbolType="circle",
+                                  symbolStrokeColor="#444", symbolStrokeWidth=2, labelLimit=0)))
+    else:
+        dots = base.mark_point(filled=True, size=80, stroke="#fff", strokeWidth=0.7, clip=True).encode(
+            color=colour, shape=shape, opacity=fade, tooltip=tip).add_params(pick)
     rings = base.transform_filter("datum.disputed").mark_point(
         size=260, color="#000", strokeWidth=1.6, clip=True).encode(opacity=fade, tooltip=tip)
     lanes = len(cats)
     # Only layers that have data: an empty layer makes Vega warn about an infinite extent.
     layers = ([spans] if data["end"].notna().any() else []) + [dots] + ([rings] if data["disputed"].any() else [])
+    if "period" in data.columns:
+        layers.append(key)
     if "label" in data.columns:
         used = set(data.loc[data["label"] != "", "label_pos"])
         for pos, align, dx, dy in (("above", "left", 6, -10), ("below", "left", 6, 12),
@@ -334,16 +367,25 @@ def event_timeline(events: pd.DataFrame, *, title: str, description: str, source
     return finish(chart, title=title, description=description, source=source, subtitle=subtitle)
 
 
+# The principles-assessment scale (chapter 9, exercise 9: -1 to 3, one definition in
+# usrok.exercise) and its colours: orange for a score that works against a principle, white
+# for no bearing, blues for growing support.
+SCORE_SCALE = PRINCIPLE_SCALE
+SCORE_COLOURS = ["#E69F00", "#f2f2f2", "#c6dbef", "#6baed6", "#08519c"]
+
+
 def principles_heatmap(matrix: pd.DataFrame, *, title: str, description: str | None = None,
                        source: str, subtitle: str | None = None):
     """A nine-areas x five-principles assessment matrix as a heatmap (chapter 9, exercise 9).
 
-    ``matrix`` has columns ``area``, ``principle``, ``score`` (whole numbers 0-3, missing
-    allowed) and optionally ``justification`` (shown in the tooltip). Rows and columns keep
-    the order in which areas and principles first appear (the template's order: areas from
-    traditional to non-traditional, principles 1-5). Every cell prints its score, so colour
-    is never the only carrier; a missing score prints "–". Row totals are drawn as a bar
-    beside the matrix. Without a ``description``, one is written from the scores.
+    ``matrix`` has columns ``area``, ``principle``, ``score`` (whole numbers on the course's
+    scale, -1 to 3 (:data:`SCORE_SCALE`), missing allowed) and optionally ``justification``
+    (shown in the tooltip). Rows and columns keep the order in which areas and principles
+    first appear (the template's order: the book's chapter order, principles 1-5). Every
+    cell prints its score, so colour is never the only carrier; a missing score prints "–".
+    The colours diverge at 0: orange for -1 (works against), blues for support. Row totals
+    are drawn as a bar beside the matrix. Without a ``description``, one is written from
+    the scores.
     """
     cols = ["area", "principle", "score"] + (["justification"] if "justification" in matrix else [])
     data = matrix[cols].copy()
@@ -361,15 +403,16 @@ def principles_heatmap(matrix: pd.DataFrame, *, title: str, description: str | N
         if len(scored):
             top = scored.loc[scored["score"].idxmax()]
             low = scored.loc[scored["score"].idxmin()]
-            description = (f"Heatmap of {len(areas)} areas of cooperation scored 0 to 3 against "
+            description = (f"Heatmap of {len(areas)} areas of cooperation scored -1 to 3 against "
                            f"{len(principles)} principles; each cell prints its score. Highest "
                            f"total: {top['area']} ({int(top['score'])}); lowest: {low['area']} "
                            f"({int(low['score'])}).")
         else:
             description = "An empty assessment matrix: no scores yet."
+    low, high = min(SCORE_SCALE), max(SCORE_SCALE)
     y = alt.Y("area:N", sort=areas, title=None, axis=alt.Axis(labelLimit=250, labelFontSize=11))
     tip = [alt.Tooltip("area:N", title="Area"), alt.Tooltip("principle:N", title="Principle"),
-           alt.Tooltip("label:N", title="Score (0-3)"),
+           alt.Tooltip("label:N", title="Score (-1 to 3)"),
            alt.Tooltip("justification:N", title="Justification")]
     base = alt.Chart(data).encode(
         x=alt.X("principle:N", sort=principles, title="Principle",
@@ -377,8 +420,8 @@ def principles_heatmap(matrix: pd.DataFrame, *, title: str, description: str | N
                               orient="bottom")),
         y=y, tooltip=tip)
     cells = base.mark_rect(stroke="#fff", strokeWidth=1.5).encode(
-        color=alt.Color("score:O", title="Score", scale=alt.Scale(domain=[0, 1, 2, 3],
-                        range=["#f7fbff", "#c6dbef", "#6baed6", "#08519c"]),
+        color=alt.Color("score:O", title="Score", scale=alt.Scale(domain=list(SCORE_SCALE),
+                        range=SCORE_COLOURS),
                         legend=alt.Legend(orient="top", direction="horizontal")))
     text = base.mark_text(fontSize=13, fontWeight=600).encode(
         text="label:N",
@@ -386,14 +429,15 @@ def principles_heatmap(matrix: pd.DataFrame, *, title: str, description: str | N
     grid = (cells + text).properties(width=52 * len(principles), height=28 * len(areas))
     bars = alt.Chart(totals).encode(
         y=alt.Y("area:N", sort=areas, axis=None),
-        x=alt.X("score:Q", title=f"Total (0-{3 * len(principles)})",
-                scale=alt.Scale(domain=[0, 3 * len(principles)]), axis=alt.Axis(tickMinStep=1)),
+        x=alt.X("score:Q", title=f"Total ({low * len(principles)} to {high * len(principles)})",
+                scale=alt.Scale(domain=[low * len(principles), high * len(principles)]),
+                axis=alt.Axis(tickMinStep=1)),
         tooltip=[alt.Tooltip("area:N", title="Area"), alt.Tooltip("total_label:N", title="Total")])
     side = (bars.mark_bar(color="#6b6b6b", height=14)
             + bars.mark_text(align="left", dx=3, fontSize=11).encode(text="total_label:N")
             ).properties(width=72, height=28 * len(areas))
     chart = alt.hconcat(grid, side, spacing=8).resolve_scale(y="shared")
-    order = "Rows: most traditional area at the top."
+    order = "Rows: the book's chapter order (not a ranking)."
     return finish(chart, title=title, description=description, source=source,
                   subtitle=f"{subtitle} {order}" if subtitle else order)
 

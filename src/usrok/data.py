@@ -11,16 +11,22 @@ Where the data live
     working directory, then upward from this file, for ``data/datapackage.json``.
 
 Validation
-    Every table is checked against its Frictionless Table Schema on load. A
-    problem raises :class:`DataValidationError`, whose message names the file,
-    the row (as in the CSV: header = row 1), the column and the rule broken.
-    Cheap checks (empty file, encoding, header) run first in pure Python; the
-    rest is Frictionless. Results are cached in memory per file (path,
-    modification time, size) and a successful Frictionless validation is also
-    remembered on disk by the SHA-256 of the file and of its schema (in
-    ``$USROK_CACHE_DIR`` or ``~/.cache/usrok``), so a fresh kernel does not pay
-    for importing Frictionless to re-check a file it has already seen. Any change
-    to the bytes of a file or to its schema triggers a full validation again.
+    Every table is checked against its Table Schema on load. A problem raises
+    :class:`DataValidationError`, whose message names the file, the row (the line
+    of the CSV where the record starts, header = line 1; a quoted cell spanning
+    lines counts every line), the column and the rule broken. Two passes:
+
+    1. pure Python, always: empty file, encoding, header, then every cell against
+       the rules the schemas use (type -- numbers must be finite --, required,
+       minimum, maximum, enum, pattern) and the primary key;
+    2. Frictionless, for a file whose bytes differ from the ones recorded in
+       ``datapackage.json`` (``hash``, written by ``data/build_tables.py``, whose
+       output the tests validate with Frictionless): a copied or hand-edited table
+       gets both passes, the committed ones load fast. Without Frictionless (the
+       in-browser edition) this pass is skipped, with a notice.
+
+    Nothing is cached on disk (a cache there could be forged to skip validation);
+    tables are kept in memory per file (path, modification time, size).
 
 Types
     integer -> ``int64`` when the field is required, else pandas ``Int64``;
@@ -34,9 +40,10 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +53,6 @@ __all__ = ["DATA_DIR", "DataValidationError", "find_data_dir", "load", "resource
            "resource_names", "resource_path", "package"]
 
 ENV_VAR = "USROK_DATA"
-CACHE_ENV_VAR = "USROK_CACHE_DIR"
 PACKAGE_FILE = "datapackage.json"
 
 
@@ -190,8 +196,22 @@ def _display(d: Path, rel: str) -> str:
     return f"data/{rel}" if d.name == "data" else str(d / rel)
 
 
-def _precheck(raw: bytes, fields: list[dict], shown: str) -> str:
-    """Empty file, encoding and header checks. Returns the decoded text."""
+def _records(text: str) -> list[tuple[int, list[str]]]:
+    """Every record of a CSV (header first) with the line of the file where it starts.
+
+    A quoted cell may span lines, so a record's line is not its position: the numbers are the
+    ones an editor shows.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out, line = [], 1
+    for cells in reader:
+        out.append((line, cells))
+        line = reader.line_num + 1
+    return out
+
+
+def _precheck(raw: bytes, fields: list[dict], shown: str) -> tuple[str, list]:
+    """Empty file, encoding and header checks. Returns the decoded text and its records."""
     names = [f["name"] for f in fields]
     if not raw.strip():
         raise DataValidationError(shown, 1, names[0] if names else None,
@@ -203,24 +223,22 @@ def _precheck(raw: bytes, fields: list[dict], shown: str) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        start = raw.rfind(b"\n", 0, e.start) + 1
-        before = raw[:start].decode("utf-8")
-        row = sum(1 for _ in csv.reader(io.StringIO(before, newline=""))) + 1
-        records = list(csv.reader(io.StringIO(raw.decode("utf-8", errors="replace"),
-                                              newline="")))
-        header = records[0] if records else []
-        column = None
-        if len(records) >= row:
-            for i, cell in enumerate(records[row - 1]):
-                if "\ufffd" in cell:
-                    column = header[i] if i < len(header) and row > 1 else cell
-                    break
+        bad_line = raw[:e.start].count(b"\n") + 1
+        records = _records(raw.decode("utf-8", errors="replace"))
+        header = records[0][1] if records else []
+        row, column = bad_line, None
+        for i, (line, cells) in enumerate(records):
+            if line > bad_line:
+                break
+            row = line
+            column = next(((header[k] if i and k < len(header) else cell)
+                           for k, cell in enumerate(cells) if "\ufffd" in cell), column)
         raise DataValidationError(
             shown, row, column,
             f"byte 0x{raw[e.start]:02x} at offset {e.start} is not valid UTF-8 (wrong encoding: "
             "the file must be saved as UTF-8, not Latin-1/Windows-1252)") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, [])
+    records = _records(text)
+    header = records[0][1]
     missing = [n for n in names if n not in header]
     extra = [h for h in header if h not in names]
     if missing:
@@ -235,18 +253,90 @@ def _precheck(raw: bytes, fields: list[dict], shown: str) -> str:
             if h != n:
                 raise DataValidationError(shown, 1, h, f"column is at position {i + 1}, but the "
                                           f"schema expects '{n}' there")
-    if next(reader, None) is None:
+    if len(records) < 2:
         raise DataValidationError(shown, 2, names[0], "the file has a header but no data rows")
-    return text
+    return text, records
+
+
+# The first pass, in pure Python, checks every cell against the rules the package's schemas use
+# (type, required, minimum, maximum, enum, pattern) and the primary key. It always runs, also
+# where Frictionless is not installed (the in-browser edition).
+_INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")  # no inf, no nan
+
+
+def _cell_problem(value: str, field: dict, types_only: bool = False) -> str | None:
+    typ = field.get("type", "string")
+    rules = {} if types_only else field.get("constraints", {})
+    if value == "":  # the package's only missing value
+        return "value is empty but the column is required" if rules.get("required") else None
+    typed: Any = value
+    if typ == "integer":
+        if not _INTEGER.fullmatch(value):
+            return f"value '{value}' is not of type integer"
+        typed = int(value)
+    elif typ == "number":
+        typed = float(value) if _NUMBER.fullmatch(value) else None
+        if typed is None or not math.isfinite(typed):
+            return f"value '{value}' is not of type number (a finite number is expected)"
+    elif typ == "boolean":
+        allowed = field.get("trueValues", ["true", "True", "TRUE", "1"]) + \
+            field.get("falseValues", ["false", "False", "FALSE", "0"])
+        if value not in allowed:
+            return f"value '{value}' is not of type boolean ({', '.join(allowed)})"
+    if "enum" in rules and typed not in rules["enum"]:
+        return f"value '{value}' breaks constraint enum = {rules['enum']}"
+    for rule, broken in (("minimum", lambda x, m: x < m), ("maximum", lambda x, m: x > m)):
+        if rule in rules and typ in ("integer", "number") and broken(typed, rules[rule]):
+            return f"value '{value}' breaks constraint {rule} = {rules[rule]}"
+    if "pattern" in rules and not re.fullmatch(rules["pattern"], value):
+        return f"value '{value}' breaks constraint pattern = {rules['pattern']}"
+    return None
+
+
+def _check_cells(records: list, schema: dict, shown: str, types_only: bool = False) -> None:
+    """Raise DataValidationError naming line, column and rule of every bad cell (first one first)."""
+    fields = schema["fields"]
+    names = [f["name"] for f in fields]
+    key = schema.get("primaryKey") or []
+    key = [key] if isinstance(key, str) else key
+    seen: dict[tuple, int] = {}
+    problems: list[tuple] = []
+    for line, cells in records[1:]:
+        if not any(cells):
+            problems.append((line, "(all columns)", "blank row"))
+            continue
+        if len(cells) != len(names):
+            short = len(cells) < len(names)
+            column = names[len(cells)] if short else f"(extra cell at position {len(names) + 1})"
+            problems.append((line, column, "the row has too few cells (value missing)" if short
+                             else "the row has more cells than the header"))
+            continue
+        for field, value in zip(fields, cells):
+            problem = _cell_problem(value, field, types_only)
+            if problem:
+                problems.append((line, field["name"], problem))
+        if key and not types_only:
+            values = tuple(cells[names.index(k)] for k in key)
+            if values in seen:
+                label = "primary key " + ", ".join(f"{k}={v!r}" for k, v in zip(key, values))
+                problems.append((line, key if len(key) > 1 else key[0],
+                                 f"duplicate {label} already used in row {seen[values]}"))
+            else:
+                seen[values] = line
+    if problems:
+        (line, column, rule), more = problems[0], problems[1:]
+        raise DataValidationError(shown, line, column, rule,
+                                  [f"row {r}, column {c!r}: {x}" for r, c, x in more])
 
 
 _CONSTRAINT_RE = re.compile(r'constraint "(\w+)" is "(.*)"', re.S)
 
 
-def _explain(err: dict, fields: dict, schema: dict, shown: str) -> tuple:
-    """Turn one Frictionless error (as a dict) into (row, column, rule)."""
+def _explain(err: dict, fields: dict, schema: dict, line_of) -> tuple:
+    """Turn one Frictionless error (as a dict) into (line, column, rule)."""
     etype = err.get("type", "")
-    row = err.get("rowNumber")
+    row = line_of(err.get("rowNumber"))
     col = err.get("fieldName")
     cell = err.get("cell")
     note = err.get("note", "")
@@ -268,7 +358,7 @@ def _explain(err: dict, fields: dict, schema: dict, shown: str) -> tuple:
         vals = [cells[names.index(k)] if k in names and names.index(k) < len(cells) else "?"
                 for k in pk]
         m = re.search(r'position "?(\d+)"?', note)
-        where = f" already used in row {m.group(1)}" if m else ""
+        where = f" already used in row {line_of(int(m.group(1)))}" if m else ""
         label = "primary key" if etype == "primary-key" else "unique value"
         return row, pk if len(pk) > 1 else pk[0], (f"duplicate {label} "
                                     + ", ".join(f"{k}={v!r}" for k, v in zip(pk, vals)) + where)
@@ -287,36 +377,11 @@ def _explain(err: dict, fields: dict, schema: dict, shown: str) -> tuple:
     return row, col, f"{err.get('title', etype)}: {note or err.get('message', '')}"
 
 
-def _cache_file() -> Path:
-    base = os.environ.get(CACHE_ENV_VAR) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "usrok")
-    return Path(base) / "validated-v1.json"
-
-
-def _known_valid() -> set[str]:
-    try:
-        return set(json.loads(_cache_file().read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return set()
-
-
-def _remember_valid(token: str) -> None:
-    try:
-        path = _cache_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        known = sorted((_known_valid() | {token}))[-2000:]
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(known, fh)
-        os.replace(tmp, path)
-    except OSError:  # a read-only home directory must not stop a notebook
-        pass
-
-
-def _frictionless_validate(d: Path, res: dict, shown: str) -> None:
+def _frictionless_validate(d: Path, res: dict, shown: str, records: list) -> None:
+    """The second pass: Frictionless's own validation of the table against its schema."""
     from frictionless import Resource, system
 
-    descriptor = {k: v for k, v in res.items() if k not in ("sources", "licenses")}
+    descriptor = {k: v for k, v in res.items() if k not in ("sources", "licenses", "hash")}
     schema = dict(descriptor.get("schema", {}))
     schema.pop("foreignKeys", None)  # checked at package level (tests), not per table
     descriptor["schema"] = schema
@@ -332,56 +397,39 @@ def _frictionless_validate(d: Path, res: dict, shown: str) -> None:
     errors += [e.to_dict() for e in report.errors]
     if not errors:  # pragma: no cover
         raise DataValidationError(shown, None, None, "invalid (no details from Frictionless)")
-    explained = [_explain(e, fields, schema, shown) for e in errors]
+
+    def line_of(row_number):  # Frictionless counts records; we report lines
+        if isinstance(row_number, int) and 0 < row_number <= len(records):
+            return records[row_number - 1][0]
+        return row_number
+
+    explained = [_explain(e, fields, schema, line_of) for e in errors]
     explained.sort(key=lambda t: (t[0] is None, t[0] or 0))
     row, col, rule = explained[0]
     more = [f"row {r}, column {c!r}: {x}" for r, c, x in explained[1:]]
     raise DataValidationError(shown, row, col, rule, more)
 
 
-_FL_VERSION: list[str] = []
+_NOTICE_GIVEN: list[bool] = []
 
 
-def _frictionless_missing() -> bool:
-    """True (with a one-time notice) where Frictionless is not installed, e.g. in the in-browser
-    edition: the encoding, header and column-type checks still run; the other schema rules were
-    checked when the book was built from the same files."""
-    import importlib.util
-
-    if importlib.util.find_spec("frictionless") is not None:
-        return False
-    if not _SKIPPED_NOTICE:
-        _SKIPPED_NOTICE.append("shown")
-        print("Note: Frictionless is not available here, so the tables are checked for encoding, "
-              "header and column types only (the book's build runs the full schema checks).")
-    return True
-
-
-def _frictionless_version() -> str:
-    if not _FL_VERSION:
-        import importlib.metadata as md
-        try:
-            _FL_VERSION.append(md.version("frictionless"))
-        except md.PackageNotFoundError:  # pragma: no cover
-            _FL_VERSION.append("?")
-    return _FL_VERSION[0]
-
-
-_SKIPPED_NOTICE: list[str] = []
-
-
-def _validate(d: Path, res: dict, raw: bytes, shown: str, use_disk_cache: bool) -> None:
-    if _frictionless_missing():
+def _validate(d: Path, res: dict, raw: bytes, records: list, shown: str) -> None:
+    """Both passes. Frictionless checks a file unless its bytes are the ones datapackage.json
+    records (``hash``, written by build_tables.py, whose output the tests validate with
+    Frictionless): the committed tables load fast, a copied or edited file gets both passes."""
+    _check_cells(records, res["schema"], shown)
+    if res.get("hash") == "sha256:" + hashlib.sha256(raw).hexdigest():
         return
-    version = _frictionless_version()
-    token = hashlib.sha256(
-        raw + json.dumps(res.get("schema", {}), sort_keys=True).encode() + version.encode()
-    ).hexdigest()
-    if use_disk_cache and token in _known_valid():
+    try:
+        import frictionless  # noqa: F401
+    except ImportError:
+        if not _NOTICE_GIVEN:
+            _NOTICE_GIVEN.append(True)
+            warnings.warn("usrok.data: Frictionless is not installed, so tables are checked by the "
+                          "course's own rules only (types, required values, ranges, allowed values, "
+                          "patterns, primary keys)", stacklevel=3)
         return
-    _frictionless_validate(d, res, shown)
-    if use_disk_cache:
-        _remember_valid(token)
+    _frictionless_validate(d, res, shown, records)
 
 
 # ---------------------------------------------------------------------------
@@ -403,20 +451,20 @@ def _typed_frame(text: str, fields: list[dict]) -> pd.DataFrame:
             df[name] = pd.to_numeric(col, errors="raise").astype("float64")
         elif typ == "boolean":
             trues = set(f.get("trueValues", ["true", "True", "TRUE", "1"]))
-            s = col.map(lambda v: pd.NA if pd.isna(v) else v in trues)
+            s = col.map(lambda v, trues=trues: pd.NA if pd.isna(v) else v in trues)
             df[name] = s.astype(bool) if required else s.astype("boolean")
         # strings stay as read (pandas string values, NA where empty)
     return df
 
 
-def load(name: str, data_dir: str | os.PathLike | None = None, *, validate: bool = True,
-         disk_cache: bool = True):
+def load(name: str, data_dir: str | os.PathLike | None = None, *, validate: bool = True):
     """Load table ``name`` as a typed :class:`pandas.DataFrame` (a dict for GeoJSON).
 
     ``data_dir`` overrides where the data are found (default: :func:`find_data_dir`).
     The table is validated against its schema first; a problem raises
-    :class:`DataValidationError`. ``validate=False`` skips the check (not recommended);
-    ``disk_cache=False`` forces Frictionless to run even for a file seen before.
+    :class:`DataValidationError`. ``validate=False`` skips the schema rules (not
+    recommended); a value that cannot be read as its column's type still raises
+    :class:`DataValidationError` naming file, row and column.
     """
     d = _resolve_dir(data_dir)
     res = _resource(name, d)
@@ -441,10 +489,14 @@ def load(name: str, data_dir: str | os.PathLike | None = None, *, validate: bool
         _FRAME_CACHE[key] = text
         return obj
     fields = res["schema"]["fields"]
-    text = _precheck(raw, fields, shown)
+    text, records = _precheck(raw, fields, shown)
     if validate:
-        _validate(d, res, raw, shown, disk_cache)
-    df = _typed_frame(text, fields)
+        _validate(d, res, raw, records, shown)
+    try:
+        df = _typed_frame(text, fields)
+    except (ValueError, TypeError):  # only without validation: say where, as validation would
+        _check_cells(records, res["schema"], shown, types_only=True)
+        raise
     for k in [k for k in _FRAME_CACHE if k[0] == str(path)]:
         del _FRAME_CACHE[k]
     _FRAME_CACHE[key] = df
