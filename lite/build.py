@@ -9,7 +9,8 @@ and the wheels. Nothing is loaded from a CDN.
 
 Where each part comes from
   - JupyterLab application: ``jupyter lite build`` (jupyterlite-core, jupyterlite-pyodide-kernel,
-    pinned in requirements.txt), without source maps, with only the Pyodide kernel's extension.
+    pinned in requirements.txt), without source maps, with the Pyodide kernel's extension (and
+    jupyterlab-myst when the environment has it) and no other.
   - Pyodide 0.27.7 runtime (``pyodide.js``, the WebAssembly interpreter, the standard library):
     the npm package ``pyodide@0.27.7`` (package.json/package-lock.json, integrity-checked by npm).
     Its ``pyodide-lock.json`` carries the sha256 of every package of the official distribution.
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import hashlib
 import io
 import json
@@ -262,7 +262,7 @@ def write_wheel(name: str, version: str, files: dict[str, bytes], requires=(), s
     if content_version:
         version += "+c" + digest({path: sha256(data) for path, data in files.items()})[:9]
     dist = f"{name.replace('-', '_')}-{version}"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Summary: {summary}"] if summary else []
     meta += [f"Requires-Dist: {r}" for r in requires]
     files = dict(files)
@@ -441,6 +441,18 @@ def build_runtime(dest: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------ application
+# JupyterLab extensions of the course environment that the edition takes too when installed:
+# jupyterlab-myst renders MyST (admonitions, roles, {eval}) in the notebooks, as on Binder.
+OPTIONAL_EXTENSIONS = ["jupyterlab-myst"]
+
+
+def lab_extensions() -> list[Path]:
+    """The extensions the edition's JupyterLab loads: the Pyodide kernel's, and the optional ones
+    installed here (every other extension of the environment is left out)."""
+    root = Path(sys.prefix) / "share" / "jupyter" / "labextensions"
+    return [kernel_extension()] + [root / name for name in OPTIONAL_EXTENSIONS if (root / name / "package.json").exists()]
+
+
 def kernel_extension() -> Path:
     import jupyterlite_pyodide_kernel  # noqa: F401  (fails clearly if not installed)
 
@@ -458,7 +470,7 @@ def build_application(dest: Path, work: Path) -> None:
     work.mkdir(parents=True)
     shutil.copyfile(LITE / "overrides.json", work / "overrides.json")
     config = {"LiteBuildConfig": {"apps": ["lab"], "no_sourcemaps": True, "no_unused_shared_packages": True,
-                                  "ignore_sys_prefix": True, "federated_extensions": [str(kernel_extension())],
+                                  "ignore_sys_prefix": True, "federated_extensions": [str(p) for p in lab_extensions()],
                                   "output_dir": str(dest), "contents": []}}
     (work / "jupyter_lite_config.json").write_text(json.dumps(config, indent=1))
     # A stale doit database can skip steps silently (e.g. the one that points the kernel at
@@ -493,8 +505,14 @@ def edition_pages() -> list[str]:
     """The book's notebook pages (MyST notebooks listed in _toc.yml) that the edition holds."""
     import yaml
 
+    def files(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                yield entry["file"]
+            yield from files(entry.get("sections"))
+
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+    pages = [toc["root"]] + [f for part in toc.get("parts", []) for f in files(part["chapters"])]
     return [p for p in pages if p not in NOT_IN_EDITION
             and (ROOT / f"{p}.md").read_text(encoding="utf-8").startswith("---\njupytext")]
 
@@ -592,6 +610,7 @@ def application_inputs() -> str:
     from importlib.metadata import version
 
     return digest(version("jupyterlite-core"), version("jupyterlite-pyodide-kernel"),
+                  *[p / "package.json" for p in lab_extensions()],
                   LITE / "overrides.json", LITE / "jupyter-lite.json", Path(__file__))
 
 

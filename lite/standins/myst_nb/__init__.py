@@ -18,9 +18,16 @@ def _is_chart(value) -> bool:
 
 
 def glue(name: str, variable, display: bool = True) -> None:
-    """Keep ``variable`` under ``name``; show it if ``display`` or if it is a chart."""
+    """Keep ``variable`` under ``name``; show it if ``display`` or if a notebook glues a chart.
+
+    Called on behalf of another module (e.g. ``usrok.page``, whose chapters show their
+    figures as cell outputs already), it only does what myst-nb's ``glue`` would.
+    """
+    import sys
+
     from IPython.display import display as show
 
     GLUED[name] = variable
-    if display or _is_chart(variable):
+    from_notebook = sys._getframe(1).f_globals.get("__name__") == "__main__"
+    if display or (from_notebook and _is_chart(variable)):
         show(variable)
