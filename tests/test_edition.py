@@ -185,6 +185,7 @@ def test_assignment_facts_without_the_master_match_the_master():
 
 
 # ------------------------------------------------------------------------------ in the browser
+DOCUMENT_READY = "(() => { const p = window.jupyterapp && jupyterapp.shell.currentWidget; return p && p.context && p.context.path === %s && p.context.isReady && p.content.widgets.length > 0; })()"
 KERNEL_READY = "(() => { const p = window.jupyterapp && jupyterapp.shell.currentWidget; return p && p.context && p.context.path === %s && p.sessionContext.session && p.sessionContext.session.kernel && p.sessionContext.session.kernel.status === 'idle'; })()"
 
 
@@ -194,11 +195,13 @@ class Lab:
     def __init__(self, page, base: str):
         self.page, self.base = page, base
 
-    def open(self, path: str, timeout: float = 300_000, reload: bool = False) -> None:
-        """Open ``path`` (unless it is open already) and wait until its kernel is idle."""
+    def open(self, path: str, timeout: float = 300_000, reload: bool = False, kernel: bool = True) -> None:
+        """Open ``path`` (unless it is open already) and wait until its kernel is idle (or, with
+        ``kernel=False``, until its contents are loaded)."""
         if reload or self.page.url.split("?path=")[-1] != path:
             self.page.goto(f"{self.base}/lite/lab/index.html?path={path}", wait_until="load")
-        self.page.wait_for_function(KERNEL_READY % json.dumps(path), timeout=timeout, polling=500)
+        ready = KERNEL_READY if kernel else DOCUMENT_READY
+        self.page.wait_for_function(ready % json.dumps(path), timeout=timeout, polling=500)
 
     def cells(self) -> list[dict]:
         return self.page.evaluate("""jupyterapp.shell.currentWidget.content.widgets.map(c => ({
@@ -336,16 +339,16 @@ def test_the_work_survives_a_reload(offline):
     """An answer typed into the exercise is saved to browser storage (autosave) and is there
     after a reload."""
     lab = offline["lab"]
-    lab.open(EXERCISE)
+    lab.open(EXERCISE, kernel=False)
     lab.set_source(lab.index("planned_cut = "), ANSWER)
     lab.page.wait_for_function("!jupyterapp.shell.currentWidget.context.model.dirty", timeout=120_000, polling=500)
-    lab.open(EXERCISE, reload=True)
+    lab.open(EXERCISE, reload=True, kernel=False)
     assert ANSWER in [c["source"] for c in lab.cells()]
 
 
 def test_the_download_is_a_valid_notebook_with_the_answers(offline, tmp_path):
     lab = offline["lab"]
-    lab.open(EXERCISE)
+    lab.open(EXERCISE, kernel=False)
     lab.set_source(lab.index("planned_cut = "), ANSWER)
     with lab.page.expect_download(timeout=60_000) as download:
         lab.page.evaluate("jupyterapp.commands.execute('docmanager:download')")
