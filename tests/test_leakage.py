@@ -42,8 +42,10 @@ MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN TESTS", "END TESTS", "# SOLU
 # "<!-- BEGIN QUESTION -->" comments into student notebooks: not a secret)
 MIN_CHARS = 16  # shorter lines (``}``, ``easi_chart``) are not evidence of anything
 # Scaffolding that any chapter may share with a solution: imports, a call opened or closed
-# on its own line, a keyword argument with an empty call (``x=charts.year_axis(),``).
-GENERIC = re.compile(r"^(from \S+ )?import |\($|^\)|^\w+=[\w.]+\(\),?$")
+# on its own line, a keyword argument with an empty call (``x=charts.year_axis(),``), the
+# loops closing a comprehension over the 9 x 5 matrix (``for a in range(1, 10) for p in ...}``).
+GENERIC = re.compile(r"^(from \S+ )?import |\($|^\)|^\w+=[\w.]+\(\),?$"
+                     r"|^(for \w+ in range\(\d+, \d+\) ?)+[)}\]]*$")
 
 
 def secret(code: str, given: str) -> bool:
