@@ -81,7 +81,10 @@ browser:
 test: $(VENV)/.test-env lint browser book
 	$(BIN)/python -m pytest tests
 
+# The benchmark (bench/README.md). Lighthouse alone, on the current build:
+#   $(BIN)/python bench/run.py --lighthouse-only
 bench: $(VENV)/.test-env browser
+	test -x node_modules/.bin/lighthouse || npm ci --no-audit --no-fund
 	$(BIN)/python bench/run.py
 
 clean:

@@ -79,11 +79,12 @@ KANE = {
                 "(compiled from Defense Manpower Data Center reports).",
 }
 ALLEN = {
-    "title": "Allen, Flynn, Machain & Stravers, Conflict Management and Peace Science "
-             "(doi:10.1177/07388942211030885)",
+    "title": "Allen, Flynn & Martinez Machain, US global military deployments, 1950–2020, "
+             "Conflict Management and Peace Science (doi:10.1177/07388942211030885)",
     "path": "https://doi.org/10.1177/07388942211030885",
-    "citation": "Allen, Michael A., Michael E. Flynn, Carla Martinez Machain and Andrew Stravers. "
-                "Conflict Management and Peace Science, doi:10.1177/07388942211030885.",
+    "citation": "Allen, Michael A., Michael E. Flynn and Carla Martinez Machain. 2022. US global "
+                "military deployments, 1950–2020. Conflict Management and Peace Science 39(3): "
+                "351–370, doi:10.1177/07388942211030885.",
 }
 TROOPDATA = {
     "title": "troopdata R package (Michael E. Flynn), GitHub meflynn/troopdata",
@@ -268,7 +269,7 @@ class Builder:
             "description": (
                 "Total US military personnel stationed in each host country per year "
                 "(Defense Manpower Data Center counts compiled by Kane and extended by Allen, "
-                "Flynn, Machain & Stravers), taken unchanged from the course extract of "
+                "Flynn & Martinez Machain), taken unchanged from the course extract of "
                 "troopdata's data-raw/troopdata.csv. This is the default series for charts. "
                 "Caveats: 'Germany' is West Germany (ccode 260) up to 1990 and unified Germany "
                 "(ccode 255) from 1991 -- see host_detail; a change at 1990/91 may partly reflect the "

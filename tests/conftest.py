@@ -40,7 +40,7 @@ def build_book() -> subprocess.CompletedProcess:
 _BUILD: dict = {}
 # Fixtures that need the built book; and fixtures (here and in the test files) that take minutes.
 BOOK_FIXTURES = {"book_build", "site", "server", "open_page", "html_dir"}
-SLOW_FIXTURES = BOOK_FIXTURES | {"built", "graded", "broken", "executed", "fresh_python"}
+SLOW_FIXTURES = BOOK_FIXTURES | {"built", "graded", "broken", "executed", "fresh_python", "secrets"}
 
 
 def pytest_configure(config):
@@ -120,6 +120,25 @@ def redirect_target(path: str) -> str | None:
     return match.group(1) if match else None
 
 
+def executed_notebooks() -> dict:
+    """Each notebook page of the last build with the outputs the book shows, by page name.
+
+    The book executes in myst-nb's cache mode: the outputs live in the execution cache
+    (_build/.jupyter_cache), not in _build/jupyter_execute. A page whose code changed since
+    the last build has no match there (KeyError).
+    """
+    import jupytext
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(ROOT / "_build" / ".jupyter_cache"))
+    notebooks = {}
+    for page in [ROOT / "intro.md", *sorted((ROOT / "chapters").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        if text.startswith("---\njupytext"):
+            notebooks[page.stem] = cache.merge_match_into_notebook(jupytext.reads(text, fmt="md:myst"))[1]
+    return notebooks
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
                       ".ipynb": "application/x-ipynb+json", ".js": "text/javascript",
@@ -193,13 +212,18 @@ def open_page(browser, server):
         if redirect:  # a refresh stub (index.html): wait until the browser has moved on
             page.wait_for_url(f"{server}/{posixpath.normpath(posixpath.join(posixpath.dirname(path), redirect))}",
                               wait_until="load", timeout=10000)
-        if wait_for_charts and page.locator(".usrok-chart").count():
+        charts = page.locator(".usrok-chart")
+        if wait_for_charts and charts.count():
+            # Charts draw when the reader scrolls near them (usrok.speed): scroll past each,
+            # as a reader would, then back to the top.
             try:
-                page.wait_for_function(
-                    "[...document.querySelectorAll('.usrok-chart')].every(e => e.dataset.drawn)",
-                    timeout=15000)
+                for i in range(charts.count()):
+                    charts.nth(i).scroll_into_view_if_needed(timeout=15000)
+                    page.wait_for_function(
+                        "e => e.dataset.drawn", arg=charts.nth(i).element_handle(), timeout=15000)
             except PlaywrightTimeout:
                 pass  # the test's own assertions say which chart did not draw, and why
+            page.evaluate("window.scrollTo(0, 0)")
 
         return visit
 

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from conftest import HTML, ROOT, html_pages
+from conftest import HTML, ROOT, executed_notebooks, html_pages
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 PAGES = [str(p.relative_to(HTML)) for p in html_pages()]  # builds the book first when needed (conftest)
@@ -164,9 +164,10 @@ def _vegalite_specs():
                 yield from find(item, source)
 
     specs = []
-    for path in (ROOT / "_build" / "jupyter_execute").rglob("*"):
-        if path.suffix in (".ipynb", ".json"):
-            specs += list(find(json.loads(path.read_text(encoding="utf-8")), path.name))
+    for name, notebook in executed_notebooks().items():  # charts are cell outputs (chapters as notebooks)
+        specs += list(find(notebook, name))
+    for path in (ROOT / "_build" / "jupyter_execute").rglob("*.glue.json"):
+        specs += list(find(json.loads(path.read_text(encoding="utf-8")), path.name))
     return specs
 
 

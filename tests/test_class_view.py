@@ -125,3 +125,17 @@ def test_the_student_notebook_is_read_as_an_unscored_submission(name, tmp_path):
     scores, status = class_view.read_submissions(tmp_path)
     assert status.loc[0, "status"] == "incomplete"
     assert status.loc[0, "cells_scored"] == 0 and "45 of 45" in status.loc[0, "problem"]
+
+
+def test_a_zip_archive_gets_a_row_instead_of_going_missing(tmp_path):
+    """Archives are not opened, but a submission handed in as .zip is named, not skipped."""
+    (tmp_path / "alice.ipynb").write_text(notebook(full_answers()), encoding="utf-8")
+    (tmp_path / "bob.ZIP").write_bytes(b"PK\x03\x04 not really an archive")
+    (tmp_path / "notes.txt").write_text("not a submission", encoding="utf-8")
+    scores, status = class_view.read_submissions(tmp_path)
+    rows = status.set_index("submission")
+    assert list(rows.index) == ["alice.ipynb", "bob.ZIP"]
+    assert rows.loc["alice.ipynb", "status"] == class_view.STATUS_COMPLETE
+    assert rows.loc["bob.ZIP", "status"] == class_view.STATUS_MALFORMED
+    assert "unzip" in rows.loc["bob.ZIP", "problem"]
+    assert set(scores["submission"]) == {"alice.ipynb"}

@@ -11,10 +11,12 @@ masters (no build needed) and fails when
   exist (a typo, or an objective renumbered away);
 - an exercise's ``objectives`` map names a question the master does not have.
 
-It also guards two properties of the checks themselves: the right answer does not sit in
-the same place in every question of a quiz (chapters 8 and 9 and the evidence briefs) or of
-the exercises' multiple-choice questions, and at least 40% of all assignment points go to
-argument and interpretation (each master labels its questions under ``usrok: skills:``).
+It also guards properties of the checks themselves: the right answer does not sit in the
+same place in every question of a quiz (chapters 8 and 9 and the evidence briefs) or of the
+exercises' multiple-choice questions; it is not, as a rule, the longest choice (a student
+who always picks the longest choice must not pass); and at least 40% of all assignment
+points go to argument and interpretation (each master labels its questions under
+``usrok: skills:``).
 """
 
 from __future__ import annotations
@@ -61,11 +63,43 @@ def code_cells(text: str) -> list[str]:
     return cells
 
 
+def text_length(node) -> int:
+    """Characters a reader sees in an answer's text; an f-string's fields count as 4 each."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return len(node.value)
+    if isinstance(node, ast.JoinedStr):
+        return sum(len(v.value) if isinstance(v, ast.Constant) else 4 for v in node.values)
+    return 0
+
+
+def exercise_choices(text: str) -> list[dict]:
+    """Multiple-choice questions of a master: ``{"question", "right", "lengths"}`` each.
+
+    A question lists its choices as ``- **a** ...`` lines; its solution cell is the next
+    ``name = "x"  # SOLUTION`` line.
+    """
+    found = []
+    for m in re.finditer(r"\*\*Question (\d+)\*\*[^\n]*\n\n((?:- \*\*[a-d]\*\* [^\n]*\n)+)", text):
+        choices = re.findall(r"- \*\*([a-d])\*\* ([^\n]*)", m.group(2))
+        solution = re.search(r'^\w+ = "([a-d])"  # SOLUTION$', text[m.end():], re.M)
+        letters = [letter for letter, _ in choices]
+        found.append({"question": f"q{m.group(1)}",
+                      "right": letters.index(solution.group(1)) if solution else None,
+                      "lengths": [len(choice) for _, choice in choices]})
+    return found
+
+
+def longest_is_right(questions: list[dict]) -> list[str]:
+    """The questions whose right answer is strictly longer than every wrong one."""
+    return [q["question"] for q in questions if q["right"] is not None and len(q["lengths"]) > 1
+            and all(n < q["lengths"][q["right"]] for i, n in enumerate(q["lengths"]) if i != q["right"])]
+
+
 def quiz_questions(text: str) -> list[dict]:
     """Every quiz question (a dict literal with "question" and "answers") on a page.
 
     Returns ``{"question": first words, "objectives": [...], "right": index of the correct
-    answer or None}`` per question.
+    answer or None, "lengths": characters of each answer's text}`` per question.
     """
     found = []
     for source in code_cells(text):
@@ -83,14 +117,15 @@ def quiz_questions(text: str) -> list[dict]:
                 objectives = [tag.value]
             elif isinstance(tag, (ast.List, ast.Tuple)):
                 objectives = [e.value for e in tag.elts if isinstance(e, ast.Constant)]
-            right = None
+            right, lengths = None, []
             if isinstance(keys["answers"], ast.List):
                 for i, answer in enumerate(keys["answers"].elts):
                     if isinstance(answer, ast.Dict):
                         a = {k.value: v for k, v in zip(answer.keys, answer.values) if isinstance(k, ast.Constant)}
                         if isinstance(a.get("correct"), ast.Constant) and a["correct"].value is True:
                             right = i
-            found.append({"question": label, "objectives": objectives, "right": right})
+                        lengths.append(text_length(a.get("text")))
+            found.append({"question": label, "objectives": objectives, "right": right, "lengths": lengths})
     return found
 
 
@@ -199,3 +234,25 @@ def test_argument_and_interpretation_carry_at_least_40_percent_of_points():
         assert all(skills[q] == "argument" for q in written), f"{a['name']}: a written question not labelled argument"
     share = (totals["argument"] + totals["interpretation"]) / sum(totals.values())
     assert share >= 0.40, f"argument and interpretation earn {share:.0%} of the points: {dict(totals)}"
+
+
+def test_the_longest_choice_is_not_usually_the_right_one():
+    """Picking the longest choice must not be a winning strategy (at most a third of questions)."""
+    quiz = [q for stem in MY_QUIZ_PAGES for q in quiz_questions(pages()[stem])]
+    exercises = [dict(q, question=f"{a['name']} {q['question']}") for a in assignments(ROOT)
+                 for q in exercise_choices(Path(a["path"]).read_text(encoding="utf-8"))]
+    assert len(exercises) >= 9 and all(q["right"] is not None for q in exercises)
+    for kind, questions in (("quiz", quiz), ("exercise", exercises)):
+        longest = longest_is_right(questions)
+        assert len(longest) <= len(questions) / 3, \
+            f"the right {kind} answer is the longest choice in {len(longest)} of {len(questions)}: {longest}"
+
+
+def test_the_longest_choice_check_bites():
+    gameable = [{"question": f"q{i}", "right": 0, "lengths": [90, 40, 50]} for i in range(3)]
+    fair = [{"question": "q1", "right": 1, "lengths": [90, 80, 85]}]
+    assert longest_is_right(gameable) == ["q0", "q1", "q2"]
+    assert longest_is_right(fair) == []
+    choices = exercise_choices('**Question 2** (2 points). Pick.\n\n- **a** short\n- **b** a much longer one\n\n'
+                               '```python\npick = "b"  # SOLUTION\n```\n')
+    assert choices == [{"question": "q2", "right": 1, "lengths": [5, 17]}]

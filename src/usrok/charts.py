@@ -16,11 +16,29 @@ from usrok.exercise import PRINCIPLE_SCALE
 
 # Emit the Vega-Lite mimetype: JupyterLab draws it natively (no CDN), and the book's
 # myst-nb plugin (usrok.book) turns it into an offline chart. Colab only draws HTML.
+#
+# JupyterLab (4.4 to 4.6, and so the in-browser edition) draws with its own Vega-Lite 5.6.1
+# and warns about every spec labelled with Altair's newer schema (v5.20.1). The specs are
+# labelled with the version that draws them there; tests/test_student_jupyterlab.py draws
+# every chapter's charts in JupyterLab and fails on any Vega error or warning. (The book's
+# renderer drops the label and draws with its own bundle.)
+JUPYTERLAB_VEGALITE = "5.6.1"
+
+
+def jupyterlab_renderer(spec: dict, **metadata):
+    """Altair's mimetype renderer, with the spec labelled for JupyterLab's Vega-Lite."""
+    from altair.vegalite.v5.display import mimetype_renderer
+
+    schema = f"https://vega.github.io/schema/vega-lite/v{JUPYTERLAB_VEGALITE}.json"
+    return mimetype_renderer({**spec, "$schema": schema}, **metadata)
+
+
+alt.renderers.register("usrok", jupyterlab_renderer)
 try:
     import google.colab  # noqa: F401
     alt.renderers.enable("colab")
 except ImportError:
-    alt.renderers.enable("mimetype")
+    alt.renderers.enable("usrok")
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
 PALETTE = [
@@ -149,8 +167,12 @@ def troops_annotated(df: pd.DataFrame, *, title: str, description: str, source: 
     if events is not None and len(events):
         layers += _event_layers(events, brush, zoom_to or (data["year"].min(), data["year"].max()), width)
     main = alt.layer(*layers).properties(width=width, height=HEIGHT)
-    overview = alt.Chart(data).mark_area(color=colour, opacity=0.35, line=True).encode(
-        x=year_axis(), y=alt.Y("troops:Q", axis=None)).add_params(brush).properties(
+    # Area and outline as two layers, the brush on the area: JupyterLab's Vega-Lite (5.6)
+    # cannot hold a selection on a composite mark such as mark_area(line=True)
+    # ("Duplicate signal name"); tests/test_student_jupyterlab.py draws every chart there.
+    strip = alt.Chart(data).encode(x=year_axis(), y=alt.Y("troops:Q", axis=None))
+    overview = alt.layer(strip.mark_area(color=colour, opacity=0.35).add_params(brush),
+                         strip.mark_line(color=colour)).properties(
         width=width, height=55, title=alt.Title(
             "Drag across this strip to choose the years shown above (double-click to show all)",
             fontSize=11, fontWeight="normal"))

@@ -14,7 +14,9 @@ notebook cannot do anything but earn itself a status row. Every file gets exactl
 - ``incomplete``: the answers were read, but some cells are unscored or out of range (the
   valid cells still count towards the class view; the row says how many are missing);
 - ``malformed``: the file could not be read as a notebook, or its answers could not be
-  read without running code (the row says why); it adds nothing to the class view.
+  read without running code (the row says why); it adds nothing to the class view. A
+  ``.zip`` file in the folder gets such a row too (archives are not opened: unzip them
+  first), so no submission goes missing without a trace.
 
 :func:`demo_submissions` writes invented submissions (some deliberately broken) for trying
 the view out; they are nobody's opinion.
@@ -149,10 +151,15 @@ def read_submissions(folder):
     areas, principles = _labels()
     n_cells = len(areas) * len(principles)
     score_rows, status_rows = [], []
-    for path in sorted(folder.rglob("*.ipynb")):
+    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".ipynb", ".zip") and p.is_file())
+    for path in found:
         if ".ipynb_checkpoints" in path.parts:
             continue
         name = str(path.relative_to(folder))
+        if path.suffix.lower() == ".zip":
+            status_rows.append({"submission": name, "status": STATUS_MALFORMED, "cells_scored": 0,
+                                "problem": "a .zip archive, not opened: unzip it into the folder"})
+            continue
         try:
             answers = _read_one(path)
             rows, problems = _cells(answers, areas, principles)

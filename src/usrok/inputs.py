@@ -12,9 +12,10 @@ Two questions, one model of inputs:
   so a page whose code reads a file that changed (a CSV, a GeoJSON, an exercise master, a file
   beside it) would keep stale outputs. Page inputs are *discovered*, not declared: while the book
   is built, each page's kernel records every repository file its code opens (a Python audit
-  hook installed when ``usrok`` is imported, see :func:`record_reads`), and the Sphinx extension
-  (:func:`setup`, loaded by ``usrok.book``) stores those files' digests with the page, plus the
-  ``usrok`` package source every page runs. Before the next build, a page whose recorded inputs
+  hook installed when ``usrok`` is imported, see :func:`record_reads`), the ``usrok`` modules it
+  imports included, and the Sphinx extension (:func:`setup`, loaded by ``usrok.book``) stores
+  those files' digests with the page (so editing ``usrok/book.py``, which no page imports,
+  re-executes nothing). Before the next build, a page whose recorded inputs
   changed is re-read and its cached execution dropped, so it runs again; other pages keep their
   cache (editing one chapter's prose re-executes nothing else).
 """
@@ -109,13 +110,7 @@ def record_reads(log: str | os.PathLike, root: str | os.PathLike | None = None) 
     seen: set[str] = set()
     busy = []
 
-    def hook(event, args):
-        if event != "open" or busy or not args:
-            return
-        path, mode = args[0], args[1] if len(args) > 1 else None
-        if not isinstance(path, (str, os.PathLike)) or (mode and any(c in mode for c in "wax+")):
-            return
-        full = Path(os.path.abspath(os.fspath(path)))
+    def note(full: Path) -> None:
         if str(full) in seen:
             return
         seen.add(str(full))
@@ -127,15 +122,23 @@ def record_reads(log: str | os.PathLike, root: str | os.PathLike | None = None) 
             finally:
                 busy.clear()
 
+    def hook(event, args):
+        if event != "open" or busy or not args:
+            return
+        path, mode = args[0], args[1] if len(args) > 1 else None
+        if not isinstance(path, (str, os.PathLike)) or (mode and any(c in mode for c in "wax+")):
+            return
+        full = Path(os.path.abspath(os.fspath(path)))
+        if full.parent.name == "__pycache__" and full.suffix == ".pyc":
+            # An import read the module's byte code: the module's source is the input.
+            full = full.parent.parent / (full.name.split(".")[0] + ".py")
+        note(full)
+
     sys.addaudithook(hook)
-
-
-def package_sources(root: Path) -> list[str]:
-    """The usrok modules every executed page runs (imported before reads are recorded, or from
-    the byte-code cache, so they are named here rather than discovered)."""
-    root = Path(root).resolve()
-    return sorted(p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
-                  for p in PACKAGE.glob("*.py"))
+    # Modules of the package imported before the hook (usrok/__init__.py, this module).
+    for module in list(sys.modules.values()):
+        if (getattr(module, "__name__", "") or "").split(".")[0] == "usrok" and getattr(module, "__file__", None):
+            note(Path(module.__file__).resolve())
 
 
 # ----------------------------------------------------------------------------- the Sphinx extension
@@ -175,7 +178,7 @@ def _after_read(app, doctree) -> None:
     if not log.exists():  # not executed: no code, or myst-nb used its cache (record kept)
         return
     root = Path(app.srcdir)
-    files = set(log.read_text(encoding="utf-8").split()) | set(package_sources(root))
+    files = set(log.read_text(encoding="utf-8").split())
     _recorded(app.env)[docname] = {f: digest(root / f) for f in sorted(files)}
     log.unlink()
 
