@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: book test assignments browser sandbox clean bench lock lint
+.PHONY: book test assignments browser sandbox clean bench lock lint edition
 
 # The course environment: exactly the packages pinned in requirements.txt (the lock file, compiled
 # from requirements.in by `make lock`), installed as listed, without dependency resolution, so the
@@ -66,6 +66,10 @@ book: $(VENV)/.book-env assignments
 	  $(BIN)/jupyter-book build . $(BOOK_FLAGS) && mv $(BUILT).next $(BUILT) && \
 	  echo "Book built: open _build/html/index.html"; \
 	fi
+
+# The in-browser edition alone, into _build/html/lite (the book's build makes it too; lite/build.py).
+edition: $(VENV)/.book-env
+	$(BIN)/python lite/build.py
 
 # Debian's chromium and the npm axe-core used by the browser tests.
 browser:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import glob
+import http.server
+import json
 import os
 import platform
 import re
@@ -22,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -79,6 +83,7 @@ def build_times(book: Path) -> dict:
 
 def page_sizes(html_dir: Path) -> dict:
     pages = [p for p in html_dir.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts
+             and "lite" not in p.relative_to(html_dir).parts  # the in-browser edition: edition_numbers()
              and p.name not in {"search.html", "genindex.html"} and p.stat().st_size > 1000]
     sizes = {str(p.relative_to(html_dir)): p.stat().st_size for p in pages}
     spec_bytes = {}
@@ -169,6 +174,93 @@ def grading_throughput(book: Path, n: int = 12) -> dict:
     return out
 
 
+class EditionHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the in-browser edition with the cache headers the README recommends, and counts
+    the bytes of every response body (what a first visit downloads)."""
+
+    sent = {"bytes": 0}
+    lock = threading.Lock()
+
+    def end_headers(self):
+        path = self.path.split("?")[0]
+        if re.search(r"/lite/static/pyodide-[^/]+/(?!pyodide-lock\.json)", path) or re.search(
+                r"/lite/(build|extensions/.+/static)/[^/]*\.[0-9a-f]{7,}\.js$", path):
+            self.send_header("Cache-Control", "public, max-age=31536000, immutable")
+        else:
+            self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def do_GET(self):
+        if self.path.split("?")[0] == "/lite/jupyter-lite.json":  # let the benchmark drive the app
+            config = json.loads((Path(self.directory) / "lite" / "jupyter-lite.json").read_text())
+            config["jupyter-config-data"]["exposeAppInBrowser"] = True
+            body = json.dumps(config).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def copyfile(self, source, outputfile):
+        data = source.read()
+        with self.lock:
+            self.sent["bytes"] += len(data)
+        outputfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def edition_numbers(html_dir: Path, notebook: str = "exercises/ex03_easi/student/ex03_easi.ipynb") -> dict:
+    """The in-browser edition (_build/html/lite): its size on disk, the bytes a first visit to an
+    exercise downloads until its first cell has run, and the time from opening the exercise to
+    its first executed cell (the set-up cell: Pyodide, pandas, Altair, the course package and
+    otter), cold (new browser profile) and warm (same profile, second visit)."""
+    from playwright.sync_api import sync_playwright
+
+    edition = html_dir / "lite"
+    out = {"mb": sum(p.stat().st_size for p in edition.rglob("*") if p.is_file()) / 1e6}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(EditionHandler, directory=str(html_dir)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/lite/lab/index.html?path={notebook}"
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        # A real profile (disk cache), as a student's browser has: an incognito context's
+        # in-memory cache does not keep files as large as the interpreter or pandas.
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=shutil.which("chromium"), viewport={"width": 1280, "height": 900},
+            args=CHROMIUM_FLAGS + ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"])
+
+        def first_cell() -> float:
+            """Seconds from navigation until the first code cell has run, run as soon as the
+            kernel is idle (JupyterLite 0.6 can lose a request sent while its kernel starts)."""
+            page = context.new_page()
+            EditionHandler.sent["bytes"] = 0
+            start = time.perf_counter()
+            page.goto(url, wait_until="commit")
+            page.wait_for_function(f"""(() => {{ const p = window.jupyterapp && jupyterapp.shell.currentWidget;
+                const k = p && p.context && p.context.path === {json.dumps(notebook)} && p.sessionContext.session
+                    && p.sessionContext.session.kernel;
+                return k && k.status === 'idle'; }})()""", timeout=600_000, polling=100)
+            page.evaluate("""() => { const nb = jupyterapp.shell.currentWidget.content;
+                nb.activeCellIndex = nb.widgets.findIndex(c => c.model.type === 'code');
+                jupyterapp.commands.execute('notebook:run-cell'); }""")
+            page.wait_for_function("""jupyterapp.shell.currentWidget.content.widgets
+                .find(c => c.model.type === 'code').model.executionCount !== null""", timeout=600_000, polling=100)
+            seconds = time.perf_counter() - start
+            page.close()
+            return seconds
+
+        out["cold_s"] = first_cell()
+        out["first_visit_bytes"] = EditionHandler.sent["bytes"]
+        out["warm_s"] = first_cell()
+        out["warm_visit_bytes"] = EditionHandler.sent["bytes"]
+        context.close()
+    httpd.shutdown()
+    return out
+
+
 def install_numbers() -> dict:
     """The course environment as `make book` installs it (the lock, requirements.txt), in a fresh
     venv with an empty pip cache: seconds and size."""
@@ -210,6 +302,7 @@ def main() -> None:
     browser = browser_numbers(html_dir, chart_pages[0], chart_pages[min(1, len(chart_pages) - 1)])
     scores = lighthouse.measure(html_dir, runs=args.runs)
     grading = grading_throughput(book)
+    edition = edition_numbers(html_dir)
     install = {} if args.skip_install else install_numbers()
 
     html = sorted(sizes["sizes"].values())
@@ -250,6 +343,15 @@ def main() -> None:
         row("Grading, 2 workers (submissions/min)", f"{grading[2]:.1f}", "≥ 20", grading[2] >= 20)
     else:
         row("Grading throughput", "not measured (no batch grader or autograder zip)")
+    row("Clean build including the in-browser edition (s)", f"{builds['clean']:.1f}", "≤ 90 s", builds["clean"] <= 90)
+    row("In-browser edition on disk (MB)", f"{edition['mb']:.1f}", "≤ 80 MB", edition["mb"] <= 80)
+    row("In-browser edition, first visit to an exercise until its first cell ran (MB downloaded)",
+        f"{edition['first_visit_bytes'] / 1e6:.1f}")
+    row("In-browser edition, same visit with a warm cache (MB downloaded)", f"{edition['warm_visit_bytes'] / 1e6:.2f}")
+    row("In-browser edition, opening an exercise to its first executed cell, cold (s)", f"{edition['cold_s']:.1f}",
+        "≤ 20 s", edition["cold_s"] <= 20)
+    row("In-browser edition, opening an exercise to its first executed cell, warm (s)", f"{edition['warm_s']:.1f}",
+        "≤ 8 s", edition["warm_s"] <= 8)
     if install:
         row("Fresh install of the course environment (lock), empty pip cache (s)", f"{install['seconds']:.0f}")
         row("Environment size (MB)", install["mb"], "report")

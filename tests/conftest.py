@@ -95,8 +95,11 @@ def site(book_build):
     return HTML
 
 
+EDITION = HTML / "lite"  # the in-browser edition (JupyterLite): tested in tests/test_edition.py
+
+
 def html_pages() -> list[Path]:
-    """Every page of the built book (not Sphinx's own search/genindex pages).
+    """Every page of the built book (not Sphinx's own search/genindex pages, not the edition's).
 
     Test modules call this while they are collected: it builds the book first, unless the
     run leaves out the tests that need it (then there are no pages to test).
@@ -106,7 +109,8 @@ def html_pages() -> list[Path]:
     ensure_built()
     skip = {"search.html", "genindex.html"}
     return sorted(p for p in HTML.rglob("*.html")
-                  if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts)
+                  if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts
+                  and not p.is_relative_to(EDITION))
 
 
 def redirect_target(path: str) -> str | None:

@@ -42,8 +42,10 @@ MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN TESTS", "END TESTS", "# SOLU
 # "<!-- BEGIN QUESTION -->" comments into student notebooks: not a secret)
 MIN_CHARS = 16  # shorter lines (``}``, ``easi_chart``) are not evidence of anything
 # Scaffolding that any chapter may share with a solution: imports, a call opened or closed
-# on its own line, a keyword argument with an empty call (``x=charts.year_axis(),``).
-GENERIC = re.compile(r"^(from \S+ )?import |\($|^\)|^\w+=[\w.]+\(\),?$")
+# on its own line, a keyword argument with an empty call (``x=charts.year_axis(),``), the
+# loops closing a comprehension over the 9 x 5 matrix (``for a in range(1, 10) for p in ...}``).
+GENERIC = re.compile(r"^(from \S+ )?import |\($|^\)|^\w+=[\w.]+\(\),?$"
+                     r"|^(for \w+ in range\(\d+, \d+\) ?)+[)}\]]*$")
 
 
 def secret(code: str, given: str) -> bool:
@@ -218,8 +220,36 @@ def test_site_has_no_answers(secrets, html_dir):
     assert not marked, "otter markers found in the built site:\n" + "\n".join(marked[:20])
 
 
+def edition_runtime(html_dir: Path) -> set[Path]:
+    """The in-browser edition's Pyodide files (archives that are not autograders): those its
+    pyodide-lock.json lists, and the standard library archive."""
+    runtime = set()
+    for lock_file in (html_dir / "lite" / "static").glob("pyodide*/pyodide-lock.json"):
+        lock = json.loads(lock_file.read_text(encoding="utf-8"))
+        runtime |= {lock_file.parent / p["file_name"] for p in lock["packages"].values()}
+        runtime.add(lock_file.parent / "python_stdlib.zip")
+    return runtime
+
+
+def test_edition_archives_have_no_answers(secrets, html_dir):
+    """Wheels and zips of the in-browser edition, opened: no answer in any file inside (the
+    site scan above sees only their compressed bytes)."""
+    everything = {line: name for name, lines in secrets.items() for line in lines}
+    archives = [p for p in html_dir.rglob("*") if p.suffix in (".whl", ".zip") and p.is_file()]
+    assert any(p.name.startswith("usrok-") for p in archives), "the edition's course wheel is missing"
+    leaks = []
+    for archive in archives:
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                if member.endswith((".py", ".json", ".ipynb", ".md", ".txt", ".csv", ".yml", ".yaml")):
+                    text = norm(zf.read(member).decode("utf-8", errors="ignore"))
+                    leaks += [f"{archive.name}/{member}: {everything[l]}: {l[:80]}" for l in everything if l in text]
+    assert not leaks, "answers found in the edition's archives:\n" + "\n".join(leaks[:20])
+
+
 def test_site_publishes_no_masters_or_autograders(html_dir):
-    bad = [p.relative_to(html_dir) for p in html_dir.rglob("*") if p.is_file() and (
+    runtime = edition_runtime(html_dir)
+    bad = [p.relative_to(html_dir) for p in html_dir.rglob("*") if p.is_file() and p not in runtime and (
         p.suffix == ".zip" or "autograder" in p.name or "dist" in p.relative_to(html_dir).parts
         or (p.stem in NAMES and p.suffix != ".ipynb")
         or (p.name.startswith(tuple(NAMES)) and p.suffix in (".md", ".txt") ))]

@@ -23,3 +23,10 @@ if _os.environ.get("USROK_READS_LOG"):
     from .inputs import record_reads as _record_reads
 
     _record_reads(_os.environ["USROK_READS_LOG"], _os.environ.get("USROK_READS_ROOT"))
+
+import sys as _sys
+
+if _sys.platform == "emscripten":  # the in-browser edition (Pyodide): explain what needs Binder
+    from . import browser as _browser
+
+    _browser.install()

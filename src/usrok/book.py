@@ -255,9 +255,12 @@ class ExerciseLinks(SphinxDirective):
             refdoc=self.env.docname, reftarget=rel, refexplicit=True, reftype="download", refdomain="")
         binder = nodes.reference("", "open it on Binder",
                                  refuri=binder_url(self.config.html_theme_options, notebook))
+        from usrok.edition import edition_url  # the in-browser edition (lite/, usrok.edition)
+
+        lite = nodes.reference("", "run it in your browser", refuri=edition_url(self.env.docname, notebook))
         para = nodes.paragraph(classes=["usrok-exercise"])
-        para += [nodes.strong(text=f"Graded exercise {name}: "), download, nodes.Text(" or "), binder,
-                 nodes.Text(" (it runs in your browser; check each answer with "),
+        para += [nodes.strong(text=f"Graded exercise {name}: "), download, nodes.Text(", "), binder,
+                 nodes.Text(" or "), lite, nodes.Text(" (no install; check each answer with "),
                  nodes.literal(text='grader.check("q1")'), nodes.Text(").")]
         return [para]
 

@@ -152,6 +152,9 @@ def grade_submissions(jobs: list[tuple[str | os.PathLike, str | os.PathLike]], *
     :class:`usrok.sandbox.SandboxUnavailable` when no sandbox can be made, unless
     ``unsafe_no_sandbox`` (the notebooks then run as you, with your files and network).
     """
+    from usrok.browser import require_full_python
+
+    require_full_python("Batch grading (it starts grading processes)")
     if not unsafe_no_sandbox:
         problem = sandbox.available()
         if problem:
@@ -214,6 +217,9 @@ def grade_folder(autograder: str | os.PathLike, submissions_dir: str | os.PathLi
                  *, workers: int = 2, timeout: float = 60, cell_timeout: float | None = None,
                  quiet: bool = False, unsafe_no_sandbox: bool = False) -> list[dict]:
     """Grade every ``.ipynb``/``.zip`` under ``submissions_dir``; write the grades CSV ``out``."""
+    from usrok.browser import require_full_python
+
+    require_full_python("Batch grading (it starts grading processes)")
     autograder = Path(autograder).resolve()
     folder = Path(submissions_dir).resolve()
     files = submissions.find(folder)
