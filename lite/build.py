@@ -80,7 +80,7 @@ KERNEL_PACKAGES = ["micropip", "piplite", "ssl", "sqlite3", "ipykernel", "comm",
 # Loaded with the kernel too: every notebook of the edition starts by importing the course package.
 PRELOAD = KERNEL_PACKAGES + ["usrok"]
 # The course package's modules that need Sphinx: not shipped to the browser.
-BUILD_ONLY_MODULES = {"book.py", "edition.py"}
+BUILD_ONLY_MODULES = {"book.py", "book_charts.py", "book_csp.py", "book_directives.py", "book_fixes.py", "edition.py"}
 # What the course package needs in the browser (Pyodide loads a package's dependencies with it:
 # otter-grader is listed so that `from usrok.grading import grader_for` finds it).
 COURSE_DEPENDS = ["pandas", "altair", "ipython", "otter-grader"]

@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from usrok import book, charts, data, quiz, safe
+from usrok import book_charts, book_csp, book_fixes, chart_troops, charts, data_catalogue, quiz, safe
 
 DATA = pd.DataFrame({"year": [1990, 1991, 1992], "troops": [41344, 40062, 35743]})
 
@@ -90,11 +90,11 @@ def test_finish_declares_the_narrow_column_parameter_once():
 def test_end_labels_of_close_lines_are_pushed_apart():
     values = pd.Series([53246, 35188, 24159])  # Japan, Germany, South Korea in 2023
     top = 326863
-    offsets = charts._dodge(values, top)
+    offsets = chart_troops._dodge(values, top)
     pixel = [charts.HEIGHT * (1 - v / 350000) + dy for v, dy in zip(values, offsets)]
     gaps = sorted(pixel)
     assert min(b - a for a, b in zip(gaps, gaps[1:])) >= 14 - 1e-9
-    assert charts._dodge(pd.Series([100000, 20000]), top) == [0, 0]  # far apart: untouched
+    assert chart_troops._dodge(pd.Series([100000, 20000]), top) == [0, 0]  # far apart: untouched
 
 
 def test_sites_map_builder_draws_points_on_an_outline_with_the_points_as_its_table():
@@ -129,7 +129,7 @@ def test_notebook_output_is_vegalite_mimetype_not_cdn_html():
 
 
 def test_book_renderer_writes_spec_description_source_and_data_view():
-    html = book.chart_html(_chart(subtitle="Hover for values").to_dict())
+    html = book_charts.chart_html(_chart(subtitle="Hover for values").to_dict())
     spec = json.loads(re.search(r'class="usrok-spec">(.*?)</script>', html, re.S).group(1))
     assert spec["mark"]["type"] == "line" if isinstance(spec["mark"], dict) else spec["mark"] == "line"
     assert "$schema" not in spec  # the bundle's Vega-Lite 6 would warn about a v5 label
@@ -142,21 +142,21 @@ def test_book_renderer_writes_spec_description_source_and_data_view():
 def test_book_renderer_takes_description_and_source_from_usermeta():
     spec = _chart().to_dict()
     spec["usermeta"]["usrok"].update(source="Meta source", description="Meta description of the chart")
-    html = book.chart_html(spec)
+    html = book_charts.chart_html(spec)
     assert "Meta source" in html and 'data-description="Meta description of the chart"' in html
     assert "Kane (2006)" not in html.split('class="usrok-spec"')[0]
 
 
 def test_script_json_cannot_end_its_script_element():
-    text = book.script_json({"a": "<!--<script></script>&amp;"})
+    text = book_charts.script_json({"a": "<!--<script></script>&amp;"})
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == {"a": "<!--<script></script>&amp;"}
 
 
 def test_charts_of_a_page_share_one_copy_of_their_data():
     one, two = _chart(), _chart(title="Same data, second chart")
-    body = book.chart_html(one.to_dict()) + "<p>text</p>" + book.chart_html(two.to_dict())
-    pooled = book.pool_datasets(body)
+    body = book_charts.chart_html(one.to_dict()) + "<p>text</p>" + book_charts.chart_html(two.to_dict())
+    pooled = book_charts.pool_datasets(body)
     specs = [json.loads(m) for m in re.findall(r'class="usrok-spec">(.*?)</script>', pooled, re.S)]
     assert len(specs) == 2 and all("datasets" not in s for s in specs)
     pool = json.loads(re.search(r'id="usrok-datasets">(.*?)</script>', pooled, re.S).group(1))
@@ -171,7 +171,7 @@ def test_renderer_escapes_markup_in_data(payload):
     evil = pd.DataFrame({"year": [1], "label": [payload]})
     chart = charts.finish(alt.Chart(evil).mark_point().encode(x="year:Q", tooltip="label:N"),
                           title=payload, description="d d d d d d", source=payload)
-    html = book.pool_datasets(book.chart_html(chart.to_dict()))
+    html = book_charts.pool_datasets(book_charts.chart_html(chart.to_dict()))
     for block in re.findall(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S):
         assert "<" not in block and ">" not in block and "&" not in block
     pool = re.search(r'id="usrok-datasets">(.*?)</script>', html, re.S).group(1)
@@ -206,7 +206,7 @@ def test_catalogue_links_web_addresses_and_repository_files_only(tmp_path):
         {"title": "Raw extract", "path": "raw/extract.csv"},
         {"title": "Elsewhere", "path": "shared/data-sources/gone.csv"}]}]}
     (folder / "datapackage.json").write_text(json.dumps(package))
-    text = data.catalogue_markdown(data_dir=folder, repository_url="https://github.com/o/r")
+    text = data_catalogue.catalogue_markdown(data_dir=folder, repository_url="https://github.com/o/r")
     assert "[Web](<https://example.org/data>)" in text
     assert "](javascript" not in text and "<javascript" not in text
     assert "{download}`data/raw/extract.csv <../data/raw/extract.csv>`" in text  # in the repository
@@ -220,14 +220,14 @@ def test_page_policy_allows_the_themes_scripts_but_not_content_scripts():
             "<script src=\"x.js\"></script></head><body><button onclick=\"window.print()\">p</button>"
             "<article class=\"bd-article\"><script>alert(1)</script><p onclick=\"alert(2)\">x</p>"
             "<script type=\"application/json\">{}</script></article></body></html>")
-    policy = book.content_security_policy(page)
+    policy = book_csp.content_security_policy(page)
     scripts = policy.split("script-src ")[1].split(";")[0]
-    assert book._sha256("var theme = 1;") in scripts and book._sha256("window.print()") in scripts
-    assert book._sha256("alert(1)") not in scripts and book._sha256("alert(2)") not in scripts
+    assert book_csp._sha256("var theme = 1;") in scripts and book_csp._sha256("window.print()") in scripts
+    assert book_csp._sha256("alert(1)") not in scripts and book_csp._sha256("alert(2)") not in scripts
     assert "'unsafe-inline'" not in scripts and "'unsafe-eval'" not in scripts
-    fixed = book.with_csp(page)
+    fixed = book_csp.with_csp(page)
     assert fixed.index("Content-Security-Policy") < fixed.index("<script")
-    assert book.with_csp(fixed).count("Content-Security-Policy") == 1  # idempotent
+    assert book_csp.with_csp(fixed).count("Content-Security-Policy") == 1  # idempotent
 
 
 def test_theme_navbar_is_switched_off_unless_configured():
@@ -236,10 +236,10 @@ def test_theme_navbar_is_switched_off_unless_configured():
 
     config = Config()
     config.html_theme_options = {}
-    book._no_theme_navbar(None, config)
+    book_fixes._no_theme_navbar(None, config)
     assert config.html_theme_options["navbar_persistent"] == []
     config.html_theme_options = {"navbar_persistent": ["search-button-field"]}
-    book._no_theme_navbar(None, config)
+    book_fixes._no_theme_navbar(None, config)
     assert config.html_theme_options["navbar_persistent"] == ["search-button-field"]
 
 

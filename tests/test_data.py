@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from usrok import data
+from usrok import data, data_catalogue, data_validation
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -434,8 +434,8 @@ def test_no_validation_result_is_kept_on_disk(copy, tmp_path):
 def test_frictionless_checks_any_file_but_the_built_one(copy, monkeypatch):
     """The second pass is skipped only for bytes equal to datapackage.json's hash."""
     calls = []
-    real = data._frictionless_validate
-    monkeypatch.setattr(data, "_frictionless_validate", lambda *a: calls.append(a[2]) or real(*a))
+    real = data_validation._frictionless_validate
+    monkeypatch.setattr(data_validation, "_frictionless_validate", lambda *a: calls.append(a[2]) or real(*a))
     data.load("principles", data_dir=copy)
     assert calls == []
     path = copy / "principles.csv"
@@ -488,9 +488,9 @@ def test_frictionless_row_numbers_are_turned_into_lines(copy):
     """The Frictionless pass reports records; the loader turns them into lines too."""
     path, line = _multiline_copy(copy)
     res = next(r for r in descriptor()["resources"] if r["name"] == "alliance_timeline")
-    text, records = data._precheck(path.read_bytes(), res["schema"]["fields"], "t.csv")
+    text, records = data_validation._precheck(path.read_bytes(), res["schema"]["fields"], "t.csv")
     with pytest.raises(data.DataValidationError) as info:
-        data._frictionless_validate(copy, res, "t.csv", records)
+        data_validation._frictionless_validate(copy, res, "t.csv", records)
     assert (info.value.row, info.value.column) == (line, "year"), str(info.value)
 
 
@@ -790,7 +790,7 @@ def test_raw_copies_equal_the_shared_extracts():
 
 
 def test_catalogue_page_covers_every_resource():
-    md = data.catalogue_markdown(link_prefix="../data/")
+    md = data_catalogue.catalogue_markdown(link_prefix="../data/")
     for r in descriptor()["resources"]:
         assert "{download}`" in md and f"<../data/{r['path']}>`" in md, r["name"]
         assert f'load("{r["name"]}")' in md

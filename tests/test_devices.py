@@ -292,7 +292,7 @@ def test_content_security_policy_blocks_nothing_the_site_needs(browser, open_pag
 def test_every_page_carries_the_policy_before_any_script(site):
     import re
 
-    from usrok import book
+    from usrok import book_csp
 
     for page in html_pages():
         text = page.read_text(encoding="utf-8")
@@ -302,4 +302,4 @@ def test_every_page_carries_the_policy_before_any_script(site):
         assert meta, f"{page.name} has no Content-Security-Policy"
         first_script = text.find("<script")
         assert first_script == -1 or meta.start() < first_script, f"{page.name}: a script comes before the policy"
-        assert meta.group(1) == book.content_security_policy(text), f"{page.name}: policy out of date"
+        assert meta.group(1) == book_csp.content_security_policy(text), f"{page.name}: policy out of date"

@@ -44,7 +44,18 @@ def test_pages_record_the_files_their_code_reads(env):
     assert GEOJSON in recorded["chapters/04_roh_bush_realignment"]
     # The package every page runs is always an input; the pages' recorded digests are current.
     assert "src/usrok/charts.py" in recorded["chapters/01_expanding_the_alliance"]
+    # ... with the modules its public faces import (charts -> the builders, data -> validation).
+    assert {"src/usrok/chart_troops.py", "src/usrok/chart_theme.py", "src/usrok/data_validation.py"} <= \
+        set(recorded["chapters/01_expanding_the_alliance"])
     assert inputs.stale_pages(env, ROOT) == {}
+
+
+def test_editing_a_module_re_executes_the_pages_that_import_it(env):
+    chart_pages = set(inputs.stale_pages(env, ROOT, changed={"src/usrok/chart_troops.py"}))
+    assert {"chapters/01_expanding_the_alliance", "chapters/03_after_the_cold_war"} <= chart_pages
+    assert "chapters/data_sources" not in chart_pages  # it loads tables, draws no chart
+    # The Sphinx extension runs in the build, not in a page's kernel.
+    assert inputs.stale_pages(env, ROOT, changed={"src/usrok/book.py"}) == {}
 
 
 def test_a_change_re_executes_exactly_the_pages_that_read_it(env):

@@ -64,7 +64,7 @@ def test_make_book_rebuilds_exactly_when_an_input_changed(clone):
     code, out = _make_book(repo, fake)
     assert code == 0 and _builds(calls) == 1 and "up to date" in out, "nothing changed: no Sphinx run"
 
-    for changed in ("chapters/03_after_the_cold_war.md", "data/rok_oda.csv", "src/usrok/charts.py",
+    for changed in ("chapters/03_after_the_cold_war.md", "data/rok_oda.csv", "src/usrok/chart_troops.py",
                     "_config.yml", "references.bib"):
         before = _builds(calls)
         _edit(repo / changed)

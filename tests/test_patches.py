@@ -6,7 +6,7 @@ in the lock file (`make lock UPGRADE=1`) cannot silently turn a patch into dead 
 - pybtex plugin look-ups cached (``usrok.book._cache_pybtex_plugin_lookups``);
 - compiled Jinja templates kept between builds (``usrok.book._cache_compiled_templates``);
 - myst-nb's execution cache: pages re-executed when a file they read changes (``usrok.inputs``);
-- the post-build HTML fixes of ``usrok.book._fix_written_pages`` (download buttons, Font Awesome
+- the post-build HTML fixes of ``usrok.book_fixes._fix_written_pages`` (download buttons, Font Awesome
   script, bibliography role, search scripts), checked against the HTML Sphinx, the themes and
   docutils write today for a small book.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from usrok import book, inputs
+from usrok import book, book_fixes, inputs
 
 
 # ----------------------------------------------------------------------------- pybtex
@@ -149,16 +149,16 @@ def _fix(html_dir: Path, as_you_type: bool = False) -> None:
     app = types.SimpleNamespace(builder=types.SimpleNamespace(format="html"), outdir=str(html_dir),
                                 config=types.SimpleNamespace(html_theme_options={"search_as_you_type": as_you_type}),
                                 usrok_build_started=0)
-    book._fix_written_pages(app, None)
+    book_fixes._fix_written_pages(app, None)
 
 
 def test_post_build_fixes_match_what_upstream_writes(upstream_html):
     nb = (upstream_html / "nb.html").read_text(encoding="utf-8")
     refs = (upstream_html / "refs.html").read_text(encoding="utf-8")
-    assert book._DOWNLOAD_BUTTON.search(nb), "sphinx-book-theme's download buttons changed"
-    assert book._FONTAWESOME_JS.search(nb), "pydata-sphinx-theme no longer loads fontawesome.js this way"
-    assert book._CITATION_LIST in refs, "docutils no longer writes the citation list with role=list"
-    assert book._INLINE_SEARCH_SCRIPTS.search(nb), "the theme no longer puts the search scripts in <head>"
+    assert book_fixes._DOWNLOAD_BUTTON.search(nb), "sphinx-book-theme's download buttons changed"
+    assert book_fixes._FONTAWESOME_JS.search(nb), "pydata-sphinx-theme no longer loads fontawesome.js this way"
+    assert book_fixes._CITATION_LIST in refs, "docutils no longer writes the citation list with role=list"
+    assert book_fixes._INLINE_SEARCH_SCRIPTS.search(nb), "the theme no longer puts the search scripts in <head>"
 
 
 def test_post_build_fixes_apply(upstream_html, tmp_path):
@@ -170,9 +170,9 @@ def test_post_build_fixes_apply(upstream_html, tmp_path):
     nb = (site / "nb.html").read_text(encoding="utf-8")
     refs = (site / "refs.html").read_text(encoding="utf-8")
     buttons = re.findall(r'<a href="[^"]+"\s+download\s+class="btn btn-sm btn-download-(?:notebook|source)-button', nb)
-    assert buttons and not book._DOWNLOAD_BUTTON.search(nb), "download buttons still open a new tab"
+    assert buttons and not book_fixes._DOWNLOAD_BUTTON.search(nb), "download buttons still open a new tab"
     assert "fontawesome.js" not in nb
-    assert book._CITATION_LIST not in refs and 'class="citation-list"' in refs
+    assert book_fixes._CITATION_LIST not in refs and 'class="citation-list"' in refs
     assert "searchtools.js" not in nb
     assert "searchtools.js" in (site / "search.html").read_text(encoding="utf-8"), "search.html keeps search"
 

@@ -117,7 +117,7 @@ def is_finished(chart) -> bool:
     """True if the chart went through ``usrok.charts.finish``: a title, and a description and a
     source in the spec's ``usermeta`` (see ``usrok.charts.check``)."""
     try:
-        from usrok.charts import check
+        from usrok.chart_spec import check
 
         check(chart)
         return True

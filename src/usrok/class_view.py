@@ -234,7 +234,7 @@ def _heatmap(summary, *, field: str, label_format: str, scale, legend_title: str
     import altair as alt
     import pandas as pd
 
-    from usrok import charts
+    from usrok.chart_spec import finish
 
     areas, principles = _labels()
     data = summary[["area", "principle", "n", "mean", "sd", "min", "max"]].copy()
@@ -258,8 +258,8 @@ def _heatmap(summary, *, field: str, label_format: str, scale, legend_title: str
         color=alt.condition(f"datum.value >= {white_text_from}", alt.value("#fff"), alt.value("#111")))
     chart = (cells + text).properties(width=56 * len(principles), height=28 * len(areas))
     order = "Rows: the book's chapter order (not a ranking)."
-    return charts.finish(chart, title=title, description=description, source=source,
-                         subtitle=f"{subtitle} {order}" if subtitle else order, width=None)
+    return finish(chart, title=title, description=description, source=source,
+                  subtitle=f"{subtitle} {order}" if subtitle else order, width=None)
 
 
 def mean_heatmap(summary, *, title: str = "The class's mean score per cell",
@@ -267,7 +267,7 @@ def mean_heatmap(summary, *, title: str = "The class's mean score per cell",
     """The class mean per cell (-1 to 3), diverging at 0 like the students' own heatmaps."""
     import altair as alt
 
-    from usrok.charts import SCORE_COLOURS
+    from usrok.chart_principles import SCORE_COLOURS
 
     scored = summary.dropna(subset=["mean"])
     hi = scored.loc[scored["mean"].idxmax()] if len(scored) else None
