@@ -13,9 +13,11 @@ For every assignment (built by ``exercises/build_assignments.py``, which ``make 
 - broken submissions (invalid JSON, not a notebook, a missing answer variable, a cell that
   raises, an endless loop, a loop that ignores interrupts, a notebook that kills its kernel)
   each get a row with a clear status and reason, and the batch finishes;
-- student notebooks run from their own folder (as Binder opens them) and from the
-  repository root: the data load, ``grader.check`` works, and with the solutions filled in
-  every public test passes.
+- student notebooks run anywhere: each is executed once per run, blank, from the repository
+  root (the data load, ``grader.check`` works, Run All reaches the end); its solution once from
+  the student folder, where Binder opens it (every public test passes). The two notebooks
+  share every code cell but the answers (checked), so between them every cell runs from both
+  folders.
 
 Everything is graded in two batches through ``usrok.grading`` with two workers, as an
 instructor would grade a class.
@@ -517,14 +519,17 @@ nbformat.write(nb, sys.argv[3])
 
 @pytest.fixture(scope="session")
 def executed(built, tmp_path_factory):
-    """Each student notebook run from its folder and from the repository root, and each
-    solution run from the student folder (where Binder opens the notebook)."""
+    """Each student notebook executed once, blank, from the repository root, and each solution
+    once from the student folder (where Binder opens the notebook).
+
+    Between them every cell but the answers runs from both working directories (the two
+    notebooks share those cells: test_student_and_solution_share_every_cell_but_the_answers),
+    so neither notebook is executed a second time."""
     out = tmp_path_factory.mktemp("executed")
     runs = []
     for name in NAMES:
         nb, sol = student(name), course.solution_notebook(name, ROOT)
-        runs += [(name, "student-folder", nb, nb.parent),
-                 (name, "repo-root", nb, ROOT),
+        runs += [(name, "repo-root", nb, ROOT),
                  (name, "solution-in-student-folder", sol, nb.parent)]
 
     def run(item):
@@ -567,10 +572,28 @@ def _check_outputs(nb):
     return texts
 
 
-@pytest.mark.parametrize("where", ["student-folder", "repo-root"])
+def _code_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_student_notebook_runs_anywhere(executed, name, where):
-    code, err, dest = executed[(name, where)]
+def test_student_and_solution_share_every_cell_but_the_answers(built, name):
+    """What lets one run of each stand for both working directories: the solution notebook is the
+    student notebook with the answer cells filled in, nothing else changed."""
+    blank = _code_cells(nbformat.read(student(name), as_version=4))
+    solved = _code_cells(solution(name))
+    assert len(blank) == len(solved), f"{name}: {len(blank)} code cells, its solution {len(solved)}"
+    differ = [i for i, (b, s) in enumerate(zip(blank, solved))
+              if "otter_answer_cell" not in b.metadata.get("tags", []) and b.source != s.source]
+    assert not differ, f"{name}: code cells {differ} differ from the solution's outside the answers"
+    assert any("otter_answer_cell" in b.metadata.get("tags", []) for b in blank), f"{name}: no answer cells"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_student_notebook_runs_anywhere(executed, name):
+    """Blank, from the repository root: the notebook finds its data and its public tests from a
+    folder that is not its own (from its own folder, the solution's run shows the same)."""
+    code, err, dest = executed[(name, "repo-root")]
     assert code == 0, err
     nb = nbformat.read(dest, as_version=4)
     # Run All on a blank notebook reaches the last cell: the set-up, the data loading, every

@@ -4,8 +4,8 @@ The chapters are executed in a fresh virtual environment built from requirements
 alone, as repo2docker (Binder) builds it, with the working directory at the notebook's
 own folder (Binder, JupyterLab), at the repository root (Thebe-style), and in an empty
 temporary folder with the package on PYTHONPATH. The student notebooks are executed once
-per run, by tests/test_grading.py (from their folder and the repository root, in the
-locked environment that tests/test_environment.py checks).
+per run, by tests/test_grading.py (blank from the repository root, their solutions from the
+student folder, in the locked environment that tests/test_environment.py checks).
 """
 
 from __future__ import annotations
