@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from usrok.book_charts import VegaLiteRenderer, pool_datasets  # noqa: F401 (the myst-nb entry point)
-from usrok.book_directives import DataCatalogue, ExerciseLinks
+from usrok.book_directives import DataCatalogue, ExerciseLinks, binder_url, exercise_notebook  # noqa: F401 (instructor guide)
 from usrok.book_fixes import _fix_written_pages, _no_theme_navbar, _note_build_start, _tidy_scripts
 
 VL_VERSION = "6.4"  # the bundle's Vega-Lite (compiles in the browser)
