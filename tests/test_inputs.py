@@ -102,11 +102,15 @@ def _write_book(root: Path) -> None:
         (root / f"{name}.md").write_text(PAGE.format(title=name.upper(), prose="Some prose.", code=code))
 
 
-def _build(root: Path) -> dict[str, tuple[str, str]]:
-    """Build; return each page's (file contents it printed, run token)."""
+def _build_pages(root: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", str(root), str(root / "_build" / "html"),
                           "-d", str(root / "_build" / ".doctrees")], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+def _build(root: Path) -> dict[str, tuple[str, str]]:
+    """Build; return each page's (file contents it printed, run token)."""
+    _build_pages(root)
     out = {}
     for name in "abc":
         html = (root / "_build" / "html" / f"{name}.html").read_text(encoding="utf-8")
@@ -134,3 +138,13 @@ def test_a_changed_input_re_executes_its_page_and_no_other(tmp_path):
     third = _build(book)
     assert "Other prose." in (book / "_build" / "html" / "c.html").read_text(encoding="utf-8")
     assert third == second, "a prose edit executed a page"
+
+    # A page that no longer runs code reads nothing: its old record goes (else it stays stale for
+    # ever and is read again at every build).
+    (book / "a.md").write_text("# A\n\nNo code any more.\n")
+    _build_pages(book)
+    (book / "x.txt").write_text("x-three")
+    with open(book / "_build" / ".doctrees" / "environment.pickle", "rb") as fh:
+        env = pickle.load(fh)
+    assert "a" not in env.usrok_page_inputs and "b" in env.usrok_page_inputs
+    assert inputs.stale_pages(env, book) == {}
