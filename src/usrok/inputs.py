@@ -14,8 +14,8 @@ Two questions, one model of inputs:
   is built, each page's kernel records every repository file its code opens (a Python audit
   hook installed when ``usrok`` is imported, see :func:`record_reads`), the ``usrok`` modules it
   imports included, and the Sphinx extension (:func:`setup`, loaded by ``usrok.book``) stores
-  those files' digests with the page (so editing ``usrok/book.py``, which no page imports,
-  re-executes nothing). Before the next build, a page whose recorded inputs
+  those files' digests with the page (so editing ``usrok/book_fixes.py``, which only the
+  instructor guide imports, through ``usrok.book``, re-executes that page alone). Before the next build, a page whose recorded inputs
   changed is re-read and its cached execution dropped, so it runs again; other pages keep their
   cache (editing one chapter's prose re-executes nothing else).
 """
