@@ -50,8 +50,8 @@ NAMES = list(ASSIGNMENTS)
 
 # The broken-submissions batch: per-submission limit and per-cell limit (seconds). The
 # submission that ignores interrupts runs into the first; an endless loop into the second.
-BATCH_LIMIT = 60
-CELL_LIMIT = 8
+BATCH_LIMIT = 75
+CELL_LIMIT = 20
 
 STUBBORN_LOOP = """import time
 while True:  # ignores the interrupt: only the hard time limit stops it

@@ -151,11 +151,17 @@ def inside(task_path: str) -> int:
                 return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
 
             def _get_timeout(self, cell):
-                # A cell may run for --cell-timeout, but never past the notebook's budget.
+                # A student's cell may run for --cell-timeout, but never past the notebook's
+                # budget; the grader's own first cell (imports, slow on a busy machine) may use
+                # the whole budget; the last cell, which records the answers, has the reserve.
+                left = budget_left()
                 if cell is not None and cell is self.nb.cells[-1]:
                     return self.timeout
-                left = budget_left()
-                return self.timeout if left == float("inf") else max(1, min(self.timeout, math.ceil(left)))
+                if left == float("inf"):
+                    return self.timeout
+                if cell is not None and cell is self.nb.cells[0]:
+                    return max(1, math.ceil(left))
+                return max(1, min(self.timeout, math.ceil(left)))
 
             def output(self, outs, msg, display_id, cell_index):
                 # Only errors are kept: printed output and displays never fill the runner's memory.
