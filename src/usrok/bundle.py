@@ -329,7 +329,7 @@ def point_pages_at(html_dir: Path, bundle: Path) -> int:
         if MENU_LABEL not in text:
             continue
         href = os.path.relpath(bundle, page.parent).replace(os.sep, "/")
-        fixed = _MENU_LINK.sub(lambda m: f'<a href="{href}" download{m.group(1)}', text)
+        fixed = _MENU_LINK.sub(lambda m, href=href: f'<a href="{href}" download{m.group(1)}', text)
         if fixed != text:
             page.write_text(fixed, encoding="utf-8")
             changed += 1
