@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import sysconfig
 import venv
 import zipfile
@@ -262,3 +263,18 @@ def test_every_page_offers_the_bundle(site):
         assert len(links) == 1, f"{page.relative_to(site)}: {len(links)} bundle links"
         assert (page.parent / links[0]).resolve() == bundles[0].resolve(), f"{page.relative_to(site)}: {links[0]}"
 
+def test_notebook_form_check_reports_a_chapter_without_the_guard():
+    """tools/notebook_form.py --check fails on a chapter whose set-up cell lost the guard, and
+    converting puts the guard back."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import notebook_form
+
+    path = ROOT / f"{CHAPTER}.md"
+    text = path.read_text(encoding="utf-8")
+    assert notebook_form.problems(text, path) == []
+    start = text.index("try:  " + bundle.GUARD_COMMENT)
+    end = text.index("\n```", start)
+    plain = text[:start] + bundle.unguard_setup_cell(text[start:end]) + text[end:]
+    assert plain != text and "CourseNotInstalled" not in plain
+    assert any("set-up cell" in p for p in notebook_form.problems(plain, path))
+    assert notebook_form.convert(plain, path) == text
