@@ -279,10 +279,10 @@ def test_course_bundle_has_no_answers(secrets, html_dir, tmp_path):
         texts = texts_of(path)
         leaks += [f"{rel}: {name}: {line[:80]}" for line, name in everything.items() if any(line in t for t in texts)]
         marked += [f"{rel}: {m}" for m in MARKERS if any(m in t for t in texts)]
-    assert sum(p.stem in NAMES for p in files) == len(NAMES), "every student notebook is in the bundle"
     assert not bad, f"answer-key files in the course bundle: {bad}"
     assert not leaks, "answers found in the course bundle:\n" + "\n".join(leaks[:20])
     assert not marked, "otter markers found in the course bundle:\n" + "\n".join(marked[:20])
+    assert sum(p.suffix == ".ipynb" and p.stem in NAMES for p in files) == len(NAMES), "a student notebook is missing"
 
 
 def test_site_publishes_no_masters_or_autograders(html_dir):

@@ -345,6 +345,9 @@ def _write(app, exception) -> None:
 
 
 def setup(app):
+    # A config value of the "html" kind: when it changes (or first appears), Sphinx rewrites every
+    # page, so pages written before the menu entry existed get it (point_pages_at only updates links).
+    app.add_config_value("usrok_bundle_menu", f"{MENU_LABEL} {FORMAT_VERSION}", "html")
     app.connect("builder-inited", _plan)
     app.connect("html-page-context", _add_menu_entry, priority=510)
     # Before usrok.speed (800), which keeps the CSS rules of the classes the pages use.
