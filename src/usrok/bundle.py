@@ -124,8 +124,7 @@ def _chapter_notebook(source: Path) -> bytes:
     return nbformat.writes(nb).encode("utf-8")
 
 
-def readme(key: str, repository_url: str = "") -> str:
-    origin = f" from {repository_url}" if repository_url else ""
+def readme(key: str) -> str:
     return textwrap.dedent(f"""\
         # The US–South Korea Alliance: course bundle
 
@@ -157,11 +156,11 @@ def readme(key: str, repository_url: str = "") -> str:
         opens JupyterLab in this folder. If a notebook's first cell says the course's packages
         are missing, the set-up above has not run in the Python that notebook uses.
 
-        Bundle {key[:12]}, built with the book{origin}.
+        Bundle {key[:12]}, built with the course book.
         """)
 
 
-def write_bundle(root: Path, out_dir: Path, repository_url: str = "") -> Path:
+def write_bundle(root: Path, out_dir: Path) -> Path:
     """Write the bundle into ``out_dir`` unless it is there already; remove older bundles."""
     files = contents(root)
     key = input_key(root, files)
@@ -174,7 +173,7 @@ def write_bundle(root: Path, out_dir: Path, repository_url: str = "") -> Path:
         return target
     members = {rel: (_chapter_notebook(src) if rel.endswith(".ipynb") and src.suffix == ".md"
                      else src.read_bytes()) for rel, src in files.items()}
-    members["README.md"] = readme(key, repository_url).encode("utf-8")
+    members["README.md"] = readme(key).encode("utf-8")
     partial = target.with_suffix(".zip.part")
     with zipfile.ZipFile(partial, "w") as zf:
         for rel in sorted(members):
@@ -339,8 +338,7 @@ def point_pages_at(html_dir: Path, bundle: Path) -> int:
 def _write(app, exception) -> None:
     if exception is not None or not getattr(app, "usrok_bundle", None):
         return
-    repository = app.config.html_theme_options.get("repository_url", "")
-    bundle = write_bundle(Path(app.srcdir), Path(app.outdir) / BUNDLE_DIR, repository)
+    bundle = write_bundle(Path(app.srcdir), Path(app.outdir) / BUNDLE_DIR)
     point_pages_at(Path(app.outdir), bundle)
 
 
