@@ -278,7 +278,8 @@ def test_course_bundle_has_no_answers(secrets, html_dir, tmp_path):
             bad.append(f"{rel} (not the committed student notebook)")
         texts = texts_of(path)
         leaks += [f"{rel}: {name}: {line[:80]}" for line, name in everything.items() if any(line in t for t in texts)]
-        marked += [f"{rel}: {m}" for m in MARKERS if any(m in t for t in texts)]
+        if "src" not in parts:  # the package's code names otter's markers to read masters
+            marked += [f"{rel}: {m}" for m in MARKERS if any(m in t for t in texts)]
     assert not bad, f"answer-key files in the course bundle: {bad}"
     assert not leaks, "answers found in the course bundle:\n" + "\n".join(leaks[:20])
     assert not marked, "otter markers found in the course bundle:\n" + "\n".join(marked[:20])
