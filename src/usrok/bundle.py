@@ -151,7 +151,7 @@ def readme(key: str) -> str:
 
         ## Run
 
-            python -m jupyter lab
+            python -m jupyterlab
 
         opens JupyterLab in this folder. If a notebook's first cell says the course's packages
         are missing, the set-up above has not run in the Python that notebook uses.
