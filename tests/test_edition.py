@@ -352,15 +352,19 @@ def chart_count(page) -> int:
         .filter(e => e.querySelector('canvas, svg.marks')).length""")
 
 
-PROSE = """(() => { const cells = jupyterapp.shell.currentWidget.content.widgets.filter(c => c.model.type === 'markdown');
-    return cells.map(c => ({text: c.node.textContent,
-                            errors: c.node.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]').length})); })()"""
+# The rendered text of each Markdown cell (jupyterlab-myst's widget, class "myst"; the cell's
+# hidden editor holds the source).
+RENDERED = "(c) => [...c.node.querySelectorAll('.myst')].map(m => m.textContent).join(' ')"
+PROSE = f"""(() => jupyterapp.shell.currentWidget.content.widgets.filter(c => c.model.type === 'markdown')
+    .map(c => ({{text: ({RENDERED})(c), source: c.model.sharedModel.getSource(),
+                errors: c.node.querySelectorAll('.myst [data-mime-type="application/vnd.jupyter.stderr"]').length}})))()"""
 
 
 def prose_problems(page) -> list[str]:
-    """Markdown cells whose rendered text shows an {eval} expression instead of its value, or an error."""
-    return [f"markdown cell {i}: {c['text'][:300]}" for i, c in enumerate(page.evaluate(PROSE))
-            if "glued(" in c["text"] or c["errors"]]
+    """Markdown cells whose rendered text shows an {eval} expression instead of its value, shows
+    an error, or (with {eval} in its source) is not rendered."""
+    return [f"markdown cell {i}: {c['text'][:300] or '(not rendered)'}" for i, c in enumerate(page.evaluate(PROSE))
+            if "glued(" in c["text"] or c["errors"] or ("{eval}" in c["source"] and not c["text"].strip())]
 
 
 def test_a_chapter_runs_every_cell_and_draws_the_book_s_charts(offline, site):
@@ -375,7 +379,7 @@ def test_a_chapter_runs_every_cell_and_draws_the_book_s_charts(offline, site):
     lab.open(f"{chapter}.ipynb")
     cell = lab.index("How to read it")
     assert expression in lab.cells()[cell]["source"]
-    shows = "([i, text]) => jupyterapp.shell.currentWidget.content.widgets[i].node.textContent.includes(text)"
+    shows = f"([i, text]) => ({RENDERED})(jupyterapp.shell.currentWidget.content.widgets[i]).includes(text)"
     page.wait_for_function(shows, arg=[cell, number], timeout=60_000, polling=250)
     assert not prose_problems(page), prose_problems(page)[:3]
 
