@@ -385,6 +385,10 @@ def test_a_chapter_runs_every_cell_and_draws_the_book_s_charts(offline, site):
     assert chart_count(page) == shown
     page.wait_for_function(shows, arg=[cell, number], timeout=60_000, polling=250)
     assert not prose_problems(page), prose_problems(page)[:3]
+    # ... and kept in the notebook (what a reload shows): without the kernel's answer,
+    # jupyterlab-myst deletes them from the cell's metadata when it runs.
+    stored = page.evaluate("(i) => jupyterapp.shell.currentWidget.content.widgets[i].model.getMetadata('user_expressions')", cell)
+    assert {"expression": expression, "result": {"status": "ok", "data": {"text/plain": number}, "metadata": {}}} in (stored or []), stored
 
     # The kernel answers the prose's expressions: glue another value, run the paragraph again.
     page.evaluate("jupyterapp.commands.execute('notebook:insert-cell-below')")
