@@ -122,7 +122,9 @@ def browser_numbers(html_dir: Path, first: str, second: str) -> dict:
         def visit(path):
             transferred["bytes"] = 0
             page.goto(f"{base}/{path}", wait_until="load")
-            page.wait_for_function("performance.getEntriesByName('usrok-first-chart').length > 0", timeout=30000)
+            # A function, not an expression: Playwright evaluates an expression with eval, which the
+            # page's Content-Security-Policy blocks.
+            page.wait_for_function("() => performance.getEntriesByName('usrok-first-chart').length > 0", timeout=60000)
             page.wait_for_load_state("networkidle")
             first_chart = page.evaluate("performance.getEntriesByName('usrok-first-chart')[0].startTime")
             return transferred["bytes"], first_chart
