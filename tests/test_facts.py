@@ -162,5 +162,7 @@ def test_right_answer_position_follows_no_pattern(site, path):
     """Where the right answer sits, as the reader sees it: no simple pattern wins the quiz."""
     positions = right_answer_positions(HTML / path.name.replace(".md", ".html"))
     assert len(positions) >= 4
-    assert best_fixed_pattern_score(positions) <= 0.6, \
+    # Chance alone lets some period-2 pattern match 4 of 6 random placements quite often, so the
+    # bar is "no more than two-thirds"; the old rotation scored 100%, chapter 8's hand order 80%.
+    assert best_fixed_pattern_score(positions) <= 2 / 3, \
         f"answering a fixed pattern scores {best_fixed_pattern_score(positions):.0%}: positions {positions}"
