@@ -160,16 +160,23 @@ def server(site):
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright_driver():
+    """The one Playwright of the session: its sync API cannot be started twice at once, so
+    every test that launches a browser of its own (e.g. with other flags) launches it here."""
     from playwright.sync_api import sync_playwright
 
-    exe = shutil.which("chromium")
-    if not exe:
+    if not shutil.which("chromium"):
         pytest.fail("Debian's chromium is not installed: run `make browser` (apt-get install chromium)")
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    b = playwright_driver.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                          args=CHROMIUM_FLAGS)
+    yield b
+    b.close()
 
 
 class PageVisit:

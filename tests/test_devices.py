@@ -303,3 +303,14 @@ def test_every_page_carries_the_policy_before_any_script(site):
         first_script = text.find("<script")
         assert first_script == -1 or meta.start() < first_script, f"{page.name}: a script comes before the policy"
         assert meta.group(1) == book.content_security_policy(text), f"{page.name}: policy out of date"
+
+
+def test_the_readers_dark_setting_is_followed(browser, open_page):
+    """A phone set to dark mode, on a first visit (nothing chosen on the site yet), gets the dark site."""
+    ctx = browser.new_context(**PHONE, color_scheme="dark")
+    try:
+        page = open_page(CHAPTER, context=ctx).page
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        assert page.locator(".usrok-chart").first.get_attribute("data-theme") == "dark"
+    finally:
+        ctx.close()

@@ -256,37 +256,35 @@ def errors_in(cells: list[dict]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def offline(server):
+def offline(server, playwright_driver):
     """One headless Chromium for the module: only 127.0.0.1 answers, every other host is
     unresolvable and its requests are refused and recorded. The application object is exposed
     to the test (``exposeAppInBrowser``, set in the served jupyter-lite.json only)."""
-    from playwright.sync_api import sync_playwright
-
     blocked: list[str] = []
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                      args=CHROMIUM_FLAGS + ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"])
-        context = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    chromium = playwright_driver.chromium.launch(
+        executable_path=shutil.which("chromium"), headless=True,
+        args=CHROMIUM_FLAGS + ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"])
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
 
-        def route(r):
-            url = r.request.url
-            if not url.startswith(server):
-                blocked.append(url)
-                return r.abort()
-            if urlparse(url).path == "/lite/jupyter-lite.json":
-                response = r.fetch()
-                config = response.json()
-                config["jupyter-config-data"]["exposeAppInBrowser"] = True
-                return r.fulfill(response=response, body=json.dumps(config))
-            return r.continue_()
+    def route(r):
+        url = r.request.url
+        if not url.startswith(server):
+            blocked.append(url)
+            return r.abort()
+        if urlparse(url).path == "/lite/jupyter-lite.json":
+            response = r.fetch()
+            config = response.json()
+            config["jupyter-config-data"]["exposeAppInBrowser"] = True
+            return r.fulfill(response=response, body=json.dumps(config))
+        return r.continue_()
 
-        context.route("**/*", route)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        yield {"lab": Lab(page, server), "page": page, "blocked": blocked, "problems": problems}
-        context.close()
-        chromium.close()
+    context.route("**/*", route)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    yield {"lab": Lab(page, server), "page": page, "blocked": blocked, "problems": problems}
+    context.close()
+    chromium.close()
 
 
 def chart_count(page) -> int:
