@@ -160,16 +160,23 @@ def server(site):
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright_driver():
+    """The one Playwright of the session: its sync API cannot be started twice at once, so
+    every test that launches a browser of its own (e.g. with other flags) launches it here."""
     from playwright.sync_api import sync_playwright
 
-    exe = shutil.which("chromium")
-    if not exe:
+    if not shutil.which("chromium"):
         pytest.fail("Debian's chromium is not installed: run `make browser` (apt-get install chromium)")
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    b = playwright_driver.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
+                                          args=CHROMIUM_FLAGS)
+    yield b
+    b.close()
 
 
 class PageVisit:
@@ -214,13 +221,13 @@ def open_page(browser, server):
                               wait_until="load", timeout=10000)
         charts = page.locator(".usrok-chart")
         if wait_for_charts and charts.count():
-            # Charts draw when the reader scrolls near them (usrok.speed): scroll past each,
-            # as a reader would, then back to the top.
+            # Each chart draws when the reader comes near it (charts.js): scroll to each, as
+            # a reader would, until it is drawn, then back to the top.
             try:
                 for i in range(charts.count()):
                     charts.nth(i).scroll_into_view_if_needed(timeout=15000)
                     page.wait_for_function(
-                        "e => e.dataset.drawn", arg=charts.nth(i).element_handle(), timeout=15000)
+                        "e => e.dataset.drawn", arg=charts.nth(i).element_handle(), timeout=30000)
             except PlaywrightTimeout:
                 pass  # the test's own assertions say which chart did not draw, and why
             page.evaluate("window.scrollTo(0, 0)")

@@ -129,6 +129,9 @@ def test_laptop_menu_hides_and_shows_the_sidebar_and_contents_are_shown(browser,
         link = sidebar.locator("nav.bd-docs-nav a").last
         assert link.is_visible() and link.bounding_box()["y"] + link.bounding_box()["height"] <= 900, \
             "the last sidebar entry is below the fold of a 900 px high window"
+        heights = sidebar.locator("nav.bd-docs-nav a").evaluate_all(
+            "links => links.map(a => a.getBoundingClientRect().height)")
+        assert min(heights) >= 24, f"sidebar links {min(heights):.1f} px high: below the 24 px target size"
         assert page.locator("#pst-secondary-sidebar nav.page-toc a").first.is_visible(), "Contents not shown"
         button = page.locator(".primary-toggle")
         assert button.count() == 1 and button.is_visible()
@@ -303,3 +306,14 @@ def test_every_page_carries_the_policy_before_any_script(site):
         first_script = text.find("<script")
         assert first_script == -1 or meta.start() < first_script, f"{page.name}: a script comes before the policy"
         assert meta.group(1) == book.content_security_policy(text), f"{page.name}: policy out of date"
+
+
+def test_the_readers_dark_setting_is_followed(browser, open_page):
+    """A phone set to dark mode, on a first visit (nothing chosen on the site yet), gets the dark site."""
+    ctx = browser.new_context(**PHONE, color_scheme="dark")
+    try:
+        page = open_page(CHAPTER, context=ctx).page
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        assert page.locator(".usrok-chart").first.get_attribute("data-theme") == "dark"
+    finally:
+        ctx.close()

@@ -166,3 +166,20 @@ def test_right_answer_position_follows_no_pattern(site, path):
     # bar is "no more than two-thirds"; the old rotation scored 100%, chapter 8's hand order 80%.
     assert best_fixed_pattern_score(positions) <= 2 / 3, \
         f"answering a fixed pattern scores {best_fixed_pattern_score(positions):.0%}: positions {positions}"
+
+
+VERDICT_OPENING = re.compile(r'"why":\s*f?"(?:Right|Correct|Yes|No|Wrong|Not quite|Close, but no)\b[.,:!]')
+
+
+@pytest.mark.parametrize("path", QUIZ_PAGES, ids=lambda p: p.name)
+def test_quiz_feedback_does_not_repeat_the_verdict(path):
+    """The quiz prints "Correct." or "Not quite." itself; feedback that opens with its own
+    "Right." or "No." reads "Correct. Right. ..." to the student."""
+    found = VERDICT_OPENING.findall(path.read_text(encoding="utf-8"))
+    assert not found, f"{len(found)} explanations open with a verdict the quiz already gives"
+
+
+def test_verdict_check_bites():
+    assert VERDICT_OPENING.search('"why": "No. The target is a share"')
+    assert VERDICT_OPENING.search('"why": f"Right. With {x}"')
+    assert not VERDICT_OPENING.search('"why": "Nothing in the source says so"')

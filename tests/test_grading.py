@@ -50,8 +50,8 @@ NAMES = list(ASSIGNMENTS)
 
 # The broken-submissions batch: per-submission limit and per-cell limit (seconds). The
 # submission that ignores interrupts runs into the first; an endless loop into the second.
-BATCH_LIMIT = 45
-CELL_LIMIT = 8
+BATCH_LIMIT = 75
+CELL_LIMIT = 20
 
 STUBBORN_LOOP = """import time
 while True:  # ignores the interrupt: only the hard time limit stops it
@@ -236,6 +236,11 @@ def broken(built, tmp_path_factory):
     write(insert_after_setup(sol, STUBBORN_LOOP), folder / "loop-ignores-interrupt.ipynb")
     write(insert_after_setup(sol, "import os\nos._exit(1)"), folder / "kills-kernel.ipynb")
     (folder / "nbformat-3.ipynb").write_text(v3(sol), encoding="utf-8")
+    # Every answer given, then more stuck cells than the time limit allows: the runner skips the
+    # rest before the sandbox is ended, and the answers recorded are graded.
+    stuck = nbformat.from_dict(json.loads(json.dumps(sol)))
+    stuck.cells += [nbformat.v4.new_code_cell("import time\ntime.sleep(600)") for _ in range(9)]
+    write(stuck, folder / "stuck-cells-at-the-end.ipynb")
     with zipfile.ZipFile(folder / "in-a-zip.zip", "w") as zf:  # a name that climbs out of any folder
         zf.writestr("../../../escaped/ex03_easi.ipynb", nbformat.writes(sol))
         zf.writestr("notes.txt", "my notes")
@@ -375,6 +380,35 @@ def test_loop_that_ignores_interrupts_is_ended_with_its_sandbox(broken):
     assert row["total"] == 0 and all(row[q] == 0 for q in questions)
 
 
+def test_notebook_out_of_time_keeps_the_answers_it_recorded(broken):
+    rows, questions, _, _ = broken
+    row = rows["stuck-cells-at-the-end.ipynb"]
+    assert row["status"] == "graded-with-errors", row
+    assert "used up its time" in row["reason"] and "larger --timeout" in row["reason"], row
+    assert row["total"] == sum(questions.values()), row
+
+
+def test_lost_points_show_the_students_message_first():
+    from usrok.grading import _lost_note
+
+    verdict = {"score": 0, "possible": 1, "failed": [
+        {"test": "test_q5_value", "hidden": True, "points": 1, "note": "test_q5_value failed"},
+        {"test": "test_q5_form", "hidden": False, "points": 0,
+         "note": "divergence should be one of the letters a, b, c or d (a string)."}]}
+    note = _lost_note("q5", verdict)
+    assert note.startswith("q5 0/1 (divergence should be one of the letters"), note
+    assert "test_q5_value failed" in note, note
+
+
+def test_answers_still_holding_ellipsis_count_as_missing():
+    from usrok.submissions import missing_answers
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('stage_of = {"a": ..., "b": 2}\nshares = [1, ...]\ndone = {"a": 1}')])
+    lacking = missing_answers(nb, {"q4": ["stage_of"], "q5": ["shares"], "q6": ["done"]})
+    assert lacking == {"q4": ["stage_of (still has ...)"], "q5": ["shares (still has ...)"]}, lacking
+
+
 def test_kernel_death_keeps_the_answers_checked_before_it(broken):
     rows, questions, _, _ = broken
     row = rows["kills-kernel.ipynb"]
@@ -385,7 +419,7 @@ def test_kernel_death_keeps_the_answers_checked_before_it(broken):
 
 def test_batch_keeps_going_after_broken_submissions(broken):
     rows, _, _, folder = broken
-    assert len(rows) == len(list(folder.iterdir())) == 11
+    assert len(rows) == len(list(folder.iterdir())) == 12
     assert all(r["sha256"] and "WARNING" not in r["reason"] for r in rows.values())
 
 

@@ -53,8 +53,12 @@ def _row(label: str, ag: Autograder, status: str, reason: str, seconds: float = 
 
 
 def _lost_note(q: str, verdict: dict) -> str:
-    notes = list(dict.fromkeys(f["note"] for f in verdict.get("failed", []) if f.get("points", 0) > 0))
-    notes = notes or list(dict.fromkeys(f["note"] for f in verdict.get("failed", [])))
+    # The public tests' messages were written for students ("should be a number"): they come
+    # first; then what the hidden tests that carry points say.
+    failed = verdict.get("failed", [])
+    notes = [f["note"] for f in failed if not f.get("hidden")] + \
+            [f["note"] for f in failed if f.get("hidden") and f.get("points", 0) > 0]
+    notes = list(dict.fromkeys(notes or [f["note"] for f in failed]))
     return f"{q} {verdict['score']:g}/{verdict['possible']:g} ({'; '.join(notes[:3]) or 'tests failed'})"
 
 
@@ -78,6 +82,12 @@ def _graded_row(label: str, ag: Autograder, nb, result: dict, verdicts: dict, di
         row["status"] = STATUS_ERRORS
         cells = result["timed_out_cells"]
         reasons.append(f"{len(cells)} cell(s) ran too long and were interrupted (first: {cells[0]!r})")
+    if result.get("skipped_cells"):
+        row["status"] = STATUS_ERRORS
+        cells = result["skipped_cells"]
+        reasons.append(f"the notebook used up its time (--timeout) and {len(cells)} later cell(s) were not run "
+                       f"(first: {cells[0]!r}); the answers recorded until then were graded; "
+                       "grade this file again with a larger --timeout if that was the machine's fault")
     if errors:
         row["status"] = STATUS_ERRORS
         shown = [f"{e['ename']}{': ' + e['evalue'][:120] if e['evalue'] else ''} (in cell {e['cell']!r})"
@@ -110,7 +120,10 @@ def _grade_one(label: str, path: Path, ag: Autograder, runtime: Path, scratch: P
     (inbox / "submission.ipynb").write_text(nbformat.writes(nb), encoding="utf-8")
     task = {"name": ag.info.get("assignment") or "submission", "variables": ag.info["variables"],
             "cell_timeout": math.ceil(limits.cell), "startup_timeout": math.ceil(max(10, min(60, limits.wall / 2))),
-            "kernel_name": kernel_name}
+            "kernel_name": kernel_name,
+            # The runner stops starting cells a little before the sandbox's wall clock, so the
+            # final answers are still recorded and what ran is graded.
+            "budget": max(1.0, limits.wall - max(5.0, min(15.0, limits.wall / 5)))}
     (inbox / "task.json").write_text(json.dumps(task), encoding="utf-8")
     for p in (inbox, *inbox.iterdir()):
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
@@ -119,9 +132,9 @@ def _grade_one(label: str, path: Path, ag: Autograder, runtime: Path, scratch: P
     status = result["status"]
     if status == "timeout":
         return _row(label, ag, STATUS_TIMEOUT,
-                    f"stopped after {limits.wall:g} s: the notebook did not finish (an endless loop that "
-                    "ignores interrupts?); its sandbox and everything in it were ended; nothing could be "
-                    "graded", seconds, digest)
+                    f"stopped after {limits.wall:g} s (--timeout): the notebook did not finish, even with "
+                    "its cells interrupted (a loop that ignores interrupts?); its sandbox and everything in it "
+                    "were ended; nothing could be graded", seconds, digest)
     if status == "kernel-did-not-start":
         return _row(label, ag, STATUS_NO_KERNEL, "the Jupyter kernel did not start, so nothing ran "
                     f"({result.get('detail', '')}); check the environment and grade this file again",

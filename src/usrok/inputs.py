@@ -166,6 +166,8 @@ def _before_read(app, docname, source) -> None:
     """The page's kernel (started while myst-nb reads the page) inherits this variable."""
     log = _log_of(app, docname)
     log.unlink(missing_ok=True)
+    if "{code-cell}" not in source[0]:  # runs no code (any more): nothing it reads is a page input
+        _recorded(app.env).pop(docname, None)
     os.environ[READS_LOG_ENV] = str(log)
     os.environ[READS_ROOT_ENV] = str(Path(app.srcdir).resolve())
 

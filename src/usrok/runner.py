@@ -15,6 +15,7 @@ This module is copied, with :mod:`usrok.answers` and :mod:`usrok.scoring`, into 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -128,6 +129,8 @@ def inside(task_path: str) -> int:
         nb = nbformat.read(source, as_version=4)
         shutil.copyfile(source, os.path.join(work, f"{task['name']}.ipynb"))  # grader_for finds it
         _prepare(nb, task, answers_path)
+        budget = float(task.get("budget") or 0)
+        budget_left = (lambda: budget - (time.monotonic() - t0)) if budget else (lambda: float("inf"))
 
         class Client(NotebookClient):
             started, current = False, 0
@@ -140,7 +143,25 @@ def inside(task_path: str) -> int:
 
             async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
                 self.current = cell_index
+                # Past the notebook's time budget, the remaining cells are skipped, except the
+                # last, which records the final answers: what ran is still graded.
+                if budget_left() <= 0 and cell_index < len(self.nb.cells) - 1:
+                    result.setdefault("skipped_cells", []).append(_label(cell))
+                    return cell
                 return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+
+            def _get_timeout(self, cell):
+                # A student's cell may run for --cell-timeout, but never past the notebook's
+                # budget; the grader's own first cell (imports, slow on a busy machine) may use
+                # the whole budget; the last cell, which records the answers, has the reserve.
+                left = budget_left()
+                if cell is not None and cell is self.nb.cells[-1]:
+                    return self.timeout
+                if left == float("inf"):
+                    return self.timeout
+                if cell is not None and cell is self.nb.cells[0]:
+                    return max(1, math.ceil(left))
+                return max(1, min(self.timeout, math.ceil(left)))
 
             def output(self, outs, msg, display_id, cell_index):
                 # Only errors are kept: printed output and displays never fill the runner's memory.

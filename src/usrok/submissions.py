@@ -112,12 +112,22 @@ def assigned_names(nb) -> tuple[set[str], set[str]]:
             for t in targets:
                 for n in ast.walk(t):
                     if isinstance(n, ast.Name):
-                        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
-                                and node.value.value is Ellipsis:
+                        if isinstance(node, ast.Assign) and _holds_ellipsis(node.value):
                             ellipsis.add(n.id)
                         else:
                             assigned.add(n.id)
     return assigned, ellipsis - assigned
+
+
+def _holds_ellipsis(value: ast.AST) -> bool:
+    """``...`` itself, or a literal list, tuple, set or dict with a ``...`` still in it."""
+    if isinstance(value, ast.Constant):
+        return value.value is Ellipsis
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return any(_holds_ellipsis(v) for v in value.elts)
+    if isinstance(value, ast.Dict):
+        return any(v is not None and _holds_ellipsis(v) for v in value.values)
+    return False
 
 
 def missing_answers(nb, variables: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -127,7 +137,7 @@ def missing_answers(nb, variables: dict[str, list[str]]) -> dict[str, list[str]]
     for q, names in variables.items():
         gone = [n for n in names if n not in assigned]
         if gone:
-            lacking[q] = [f"{n} (left as ...)" if n in blank else f"{n} (never assigned)" for n in gone]
+            lacking[q] = [f"{n} (still has ...)" if n in blank else f"{n} (never assigned)" for n in gone]
     return lacking
 
 
