@@ -212,8 +212,9 @@ def budget_rows(results: dict) -> list[tuple[str, str, str, bool]]:
     return rows
 
 
-def section(results: dict, when: str, machine: str, html_dir: str) -> str:
-    """The Lighthouse section of RESULTS.md: budgets, then every median measured."""
+def section(results: dict, when: str, machine: str, html_dir: str, first_chart: list | None = None) -> str:
+    """The Lighthouse section of RESULTS.md: budgets (and the first-chart rows of
+    bench/run.py's --lighthouse-only, when given), then every median measured."""
     lines = ["## Lighthouse", "",
              f"Measured {when} on {machine} by `bench/run.py` (Lighthouse {lighthouse_version()},",
              f"Debian chromium, headless) on `{html_dir}`, served by bench/lighthouse.py's StaticHost",
@@ -221,7 +222,8 @@ def section(results: dict, when: str, machine: str, html_dir: str) -> str:
              "Lighthouse's mobile preset simulates slow 4G and a 4× slower CPU, so numbers vary with the",
              "machine's load.", "",
              "| measure | value | budget | result |", "| --- | --- | --- | --- |"]
-    lines += [f"| {a} | {b} | {c} | {'PASS' if ok else 'FAIL'} |" for a, b, c, ok in budget_rows(results)]
+    lines += [f"| {a} | {b} | {c} | {'' if ok is None else 'PASS' if ok else 'FAIL'} |"
+              for a, b, c, ok in (first_chart or []) + budget_rows(results)]
     lines += ["", "| page | preset | performance | FCP (ms) | LCP (ms) | TBT (ms) | CLS | speed index (ms) "
               "| transferred (KiB) | accessibility |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (page, preset), m in results.items():

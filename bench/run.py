@@ -2,7 +2,8 @@
 
     make bench            (or: .venv/bin/python bench/run.py [--skip-install] [--runs 3])
     .venv/bin/python bench/run.py --lighthouse-only [--html _build/html] [--runs 3]
-        (Lighthouse alone, on an existing build; rewrites only RESULTS.md's Lighthouse section)
+        (Lighthouse and the first chart drawn, on an existing build; rewrites only RESULTS.md's
+        Lighthouse section)
 
 Works on a clean copy of the committed files (a git clone) in bench/_work/, so the
 numbers do not depend on what is cached in the working tree. Prints PASS/FAIL per
@@ -121,7 +122,9 @@ def browser_numbers(html_dir: Path, first: str, second: str) -> dict:
         def visit(path):
             transferred["bytes"] = 0
             page.goto(f"{base}/{path}", wait_until="load")
-            page.wait_for_function("performance.getEntriesByName('usrok-first-chart').length > 0", timeout=30000)
+            # A function, not an expression: Playwright evaluates an expression with eval, which the
+            # page's Content-Security-Policy blocks.
+            page.wait_for_function("() => performance.getEntriesByName('usrok-first-chart').length > 0", timeout=60000)
             page.wait_for_load_state("networkidle")
             first_chart = page.evaluate("performance.getEntriesByName('usrok-first-chart')[0].startTime")
             return transferred["bytes"], first_chart
@@ -148,6 +151,30 @@ def browser_numbers(html_dir: Path, first: str, second: str) -> dict:
         out["every_chart_bytes"] = max(every_chart(p) for p in {first, lighthouse.pages_to_measure(html_dir)[-1]})
         browser.close()
     return out
+
+
+def browser_rows(runs: list[dict], chart_pages: list[str]) -> list[tuple]:
+    """(measure, value, budget, met) of several browser_numbers runs: medians of the timings
+    (every run listed), the largest byte counts."""
+    def timing(key):
+        values = [r[key] for r in runs]
+        return statistics.median(values), ", ".join(f"{v:.0f}" for v in values)
+
+    cold, cold_runs = timing("first_chart_ms_cold")
+    warm, warm_runs = timing("first_chart_ms_warm_other_page")
+    every = max(r["every_chart_bytes"] for r in runs)
+    return [
+        (f"First visit opened at the first chart, bytes on the wire ({chart_pages[0]}) (KiB)",
+         f"{max(r['first_visit_bytes'] for r in runs) / 1024:.0f}", "", None),
+        ("First visit that scrolls past every chart until all are drawn, largest of chapter 1 and the page "
+         "with most charts (KiB)", f"{every / 1024:.0f}", "≤ 800 KiB", every <= 800 * 1024),
+        (f"Second page, warm cache ({chart_pages[min(1, len(chart_pages) - 1)]}) (KiB)",
+         f"{max(r['second_page_bytes'] for r in runs) / 1024:.0f}", "", None),
+        (f"First chart drawn, first visit opened at the chart (ms) (median; runs {cold_runs})", f"{cold:.0f}",
+         "≤ 1000 ms", cold <= 1000),
+        (f"First chart drawn, warm cache, another page (ms) (median; runs {warm_runs})", f"{warm:.0f}",
+         "≤ 1000 ms", warm <= 1000),
+    ]
 
 
 def grading_throughput(book: Path, n: int = 12) -> dict:
@@ -276,10 +303,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-install", action="store_true", help="skip the fresh-install measurement")
     parser.add_argument("--lighthouse-only", action="store_true",
-                        help="only run Lighthouse, on an existing build (--html), and update that section")
+                        help="only the browser measures (Lighthouse, first chart drawn), on an existing build "
+                             "(--html), and update their section")
     parser.add_argument("--html", type=Path, default=ROOT / "_build" / "html",
                         help="the built book for --lighthouse-only (default: this working tree's _build/html)")
-    parser.add_argument("--runs", type=int, default=3, help="Lighthouse runs per page and preset (medians)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="Lighthouse runs per page and preset, and first-chart visits (medians)")
     args = parser.parse_args()
     machine = f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
     now = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
@@ -287,10 +316,15 @@ def main() -> None:
     if args.lighthouse_only:
         if not (args.html / "intro.html").exists():
             raise SystemExit(f"no built book in {args.html}: run `make book` first")
+        chart_pages = sorted(page_sizes(args.html)["spec_bytes"])
+        browser = [browser_numbers(args.html, chart_pages[0], chart_pages[min(1, len(chart_pages) - 1)])
+                   for _ in range(args.runs)]
+        first_chart = browser_rows(browser, chart_pages)
         scores = lighthouse.measure(args.html, runs=args.runs)
-        lighthouse.replace_section(results_md, lighthouse.section(scores, now, machine, str(args.html)))
-        for what, value, budget, ok in lighthouse.budget_rows(scores):
-            print(f"{'PASS' if ok else 'FAIL':4} {what}: {value}  (budget {budget})")
+        lighthouse.replace_section(results_md, lighthouse.section(scores, now, machine, str(args.html), first_chart))
+        for what, value, budget, ok in first_chart + lighthouse.budget_rows(scores):
+            verdict = "" if ok is None else ("PASS" if ok else "FAIL")
+            print(f"{verdict:4} {what}: {value}" + (f"  (budget {budget})" if budget else ""))
         print(f"wrote the Lighthouse section of {results_md}")
         return
 
@@ -299,7 +333,8 @@ def main() -> None:
     html_dir = book / "_build" / "html"
     sizes = page_sizes(html_dir)
     chart_pages = sorted(sizes["spec_bytes"])
-    browser = browser_numbers(html_dir, chart_pages[0], chart_pages[min(1, len(chart_pages) - 1)])
+    browser = [browser_numbers(html_dir, chart_pages[0], chart_pages[min(1, len(chart_pages) - 1)])
+               for _ in range(args.runs)]
     scores = lighthouse.measure(html_dir, runs=args.runs)
     grading = grading_throughput(book)
     edition = edition_numbers(html_dir)
@@ -327,17 +362,8 @@ def main() -> None:
     spec = sizes["spec_bytes"]
     row("Chart-spec bytes per chart page, median / largest (KB)",
         f"{statistics.median(spec.values()) / 1000:.0f} / {max(spec.values()) / 1000:.0f}")
-    row(f"First visit opened at the first chart, bytes on the wire ({chart_pages[0]}) (KiB)",
-        f"{browser['first_visit_bytes'] / 1024:.0f}")
-    row("First visit that scrolls past every chart until all are drawn, largest of chapter 1 and the page "
-        "with most charts (KiB)", f"{browser['every_chart_bytes'] / 1024:.0f}", "≤ 800 KiB",
-        browser["every_chart_bytes"] <= 800 * 1024)
-    row(f"Second page, warm cache ({chart_pages[min(1, len(chart_pages) - 1)]}) (KiB)",
-        f"{browser['second_page_bytes'] / 1024:.0f}")
-    row("First chart drawn, first visit opened at the chart (ms)", f"{browser['first_chart_ms_cold']:.0f}",
-        "≤ 1000 ms", browser["first_chart_ms_cold"] <= 1000)
-    row("First chart drawn, warm cache, another page (ms)", f"{browser['first_chart_ms_warm_other_page']:.0f}",
-        "≤ 1000 ms", browser["first_chart_ms_warm_other_page"] <= 1000)
+    for what, value, budget, ok in browser_rows(browser, chart_pages):
+        row(what, value, budget, ok)
     if grading:
         row("Grading, 1 worker (submissions/min)", f"{grading[1]:.1f}")
         row("Grading, 2 workers (submissions/min)", f"{grading[2]:.1f}", "≥ 20", grading[2] >= 20)

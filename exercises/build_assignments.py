@@ -14,7 +14,9 @@ cells) this script
    solution notebook -- answer keys stay on the instructor's machine) and the student
    notebook to ``exercises/<name>/student/<name>.ipynb`` (committed: Binder opens it from
    the repository). Public tests live in the student notebook's metadata, so
-   ``grader.check`` works from any folder; hidden tests exist only in the zip.
+   ``grader.check`` works from any folder; hidden tests exist only in the zip. The student
+   notebook's first code cell gets its imports guarded (``usrok.bundle.guard_setup_cell``):
+   opened where the course's packages are missing, it says what to do, not a traceback.
 
 Incremental: an assignment whose master, data tables, ``usrok`` source, requirements and
 this script are unchanged since the last build (hash stamp in ``dist/``) is skipped.
@@ -83,7 +85,7 @@ def inputs(master: Path, info: dict) -> list[Path]:
         raise BuildError(f"{master.name}: loads unknown table(s) {missing}; see data/datapackage.json")
     files = [master, DATA / "datapackage.json", *[DATA / paths[r] for r in info["resources"]]]
     files += [USROK / f for f in USROK_FILES]
-    files += [ROOT / "requirements.txt", Path(__file__).resolve()]
+    files += [ROOT / "requirements.txt", Path(__file__).resolve(), USROK / "bundle.py"]  # bundle: first cell
     extra = master.parent / "files"
     if extra.is_dir():
         files += sorted(p for p in extra.rglob("*") if p.is_file())
@@ -121,7 +123,11 @@ def tidy_student(path: Path, name: str) -> None:
     """Stable cell ids (readable diffs) and a check that nothing of the answer key is left."""
     import nbformat
 
+    from usrok.bundle import guard_setup_cell
+
     nb = nbformat.read(path, as_version=4)
+    setup = next(c for c in nb.cells if c.cell_type == "code")
+    setup.source = guard_setup_cell(setup.source)
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"{name[:4]}-{i:03d}"
         if cell.cell_type == "markdown" and "rerun all of the autograder tests" in cell.source:

@@ -68,6 +68,7 @@ REQUIREMENTS = LITE / "requirements-browser.txt"
 STANDINS = LITE / "standins"
 STATE = ROOT / "_build" / "lite-build"
 DEFAULT_OUT = ROOT / "_build" / "html" / "lite"
+EXECUTED = ROOT / "_build" / "jupyter_execute"  # the pages myst-nb executed for the book
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "usrok" / "lite-wheels"
 
 # The files of the npm package that make up the runtime (no source maps, no type stubs).
@@ -591,7 +592,7 @@ def contents_sources() -> dict[str, Path]:
     return out
 
 
-def write_content(rel: str, source: Path, files_dir: Path) -> None:
+def write_content(rel: str, source: Path, files_dir: Path, executed: Path = EXECUTED) -> None:
     target = files_dir / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     if source.suffix != ".md":
@@ -603,9 +604,88 @@ def write_content(rel: str, source: Path, files_dir: Path) -> None:
     nb = jupytext.read(source)
     nb.metadata.pop("jupytext", None)
     nb.metadata["language_info"] = {"name": "python"}
+    glued = glued_values(executed, rel.removesuffix(".ipynb"))
+    missing = []
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:03d}"
+        if cell.cell_type == "markdown" and glued is not None:
+            missing += stored_expression_results(cell, glued)
+    if glued is None and any("{eval}" in c.source for c in nb.cells if c.cell_type == "markdown"):
+        log(f"{rel}: no executed book in {executed}: its prose shows its numbers only once the "
+            "student runs the cells")
+    elif missing:
+        log(f"{rel}: nothing glued as {', '.join(sorted(set(missing)))} in {executed}: those numbers "
+            "appear once the student runs the cells")
     target.write_text(nbformat.writes(nb), encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------ numbers in the prose
+# A chapter quotes a number it computes with {eval}`glued("key:fmt")` (usrok.page). In JupyterLab,
+# jupyterlab-myst shows the results it keeps in the Markdown cell's metadata ("user_expressions":
+# [{"expression": ..., "result": <an execute reply's user_expressions entry>}]) and replaces them
+# when the cell is run (the kernel evaluates the expressions: usrok.browser.answer_user_expressions).
+# The edition stores the book's own results, so the prose reads like the book's before anything
+# runs. They come from the glue data myst-nb wrote when it executed the page for the book
+# (<_build>/jupyter_execute/<page>.glue.json), formatted as the book formats them.
+EVAL_ROLE = re.compile(r"\{eval\}`([^`]+)`")
+
+
+def glued_values(executed: Path, page: str) -> dict[str, dict] | None:
+    """{key: glued output} that myst-nb recorded for ``page`` (None when the book has no record)."""
+    path = executed / f"{page}.glue.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def expression_text(expression: str, glued: dict[str, dict]) -> str | None:
+    """What ``{eval}`expression``` shows in the book, or None when it cannot be told here."""
+    from ast import literal_eval
+
+    from usrok.page import GLUED_CALL, format_text
+
+    match = GLUED_CALL.match(expression)
+    if not match:
+        return None
+    spec = match["spec"]
+    key, _, fmt = spec.rpartition(":") if ":" in spec else (spec, "", "s")
+    plain = glued.get(key, {}).get("data", {}).get("text/plain")
+    if plain is None:
+        return None
+    try:
+        value = literal_eval(plain)
+    except (SyntaxError, ValueError):
+        value = plain
+    if ":" not in spec and not isinstance(value, (str, int, float)):
+        return None  # glued() hands the object itself to the kernel: shown once run
+    return format_text(value, fmt)
+
+
+def stored_expression_results(cell, glued: dict[str, dict]) -> list[str]:
+    """Store the book's result of each {eval} of a Markdown cell in its metadata, as
+    jupyterlab-myst does after running it; returns the expressions it could not tell."""
+    results, missing = [], []
+    for expression in dict.fromkeys(EVAL_ROLE.findall(cell.source)):
+        text = expression_text(expression, glued)
+        if text is None:
+            missing.append(expression)
+            continue
+        results.append({"expression": expression,
+                        "result": {"status": "ok", "data": {"text/plain": text}, "metadata": {}}})
+    if results:
+        cell.metadata["user_expressions"] = results
+    return missing
+
+
+def content_digest(rel: str, source: Path, executed: Path = EXECUTED) -> str:
+    """What a file of the edition is made from: its source and, for a chapter, the book's
+    glue data (its numbers)."""
+    parts = [sha256(source.read_bytes())]
+    if source.suffix == ".md":
+        glue = executed / f"{rel.removesuffix('.ipynb')}.glue.json"
+        parts.append(sha256(glue.read_bytes()) if glue.is_file() else "(no glue data)")
+    return parts[0] if len(parts) == 1 else sha256(" ".join(parts).encode())
 
 
 MIMETYPES = {".ipynb": "application/x-ipynb+json", ".csv": "text/csv", ".json": "application/json",
@@ -670,8 +750,9 @@ def runtime_inputs() -> str:
                   ROOT / "pyproject.toml", Path(__file__))
 
 
-def build(out: Path = DEFAULT_OUT, force: bool = False) -> Path:
-    """Build or update the edition in ``out``; returns ``out``."""
+def build(out: Path = DEFAULT_OUT, force: bool = False, executed: Path = EXECUTED) -> Path:
+    """Build or update the edition in ``out``; returns ``out``. ``executed`` is where myst-nb
+    wrote the pages it executed for the book (their numbers go into the chapters' prose)."""
     started = time.perf_counter()
     STATE.mkdir(parents=True, exist_ok=True)
     keys = {"application": application_inputs(), "runtime": runtime_inputs()}
@@ -695,7 +776,7 @@ def build(out: Path = DEFAULT_OUT, force: bool = False) -> Path:
     except (OSError, ValueError):
         state = {}
     sources = contents_sources()
-    digests = {rel: sha256(path.read_bytes()) for rel, path in sources.items()}
+    digests = {rel: content_digest(rel, path, executed) for rel, path in sources.items()}
     in_place = (not force and out.is_dir() and state.get("out") == str(out) and state.get("parts") == keys
                 and (out / "files").is_dir())
     if in_place:  # same application and runtime: update the notebooks and data that changed
@@ -707,7 +788,7 @@ def build(out: Path = DEFAULT_OUT, force: bool = False) -> Path:
         for rel in removed:
             (out / "files" / rel).unlink(missing_ok=True)
         for rel in changed:
-            write_content(rel, sources[rel], out / "files")
+            write_content(rel, sources[rel], out / "files", executed)
         shutil.rmtree(out / "api" / "contents", ignore_errors=True)
         write_listings(out / "files", out / "api" / "contents")
         log(f"updated {len(changed) + len(removed)} notebook(s) and data file(s) in {out} "
@@ -720,7 +801,7 @@ def build(out: Path = DEFAULT_OUT, force: bool = False) -> Path:
         link_tree(STATE / "runtime", fresh / RUNTIME_DIR)
         (fresh / "jupyter-lite.json").write_text(json.dumps(site_config(STATE / "application"), indent=1) + "\n")
         for rel, source in sources.items():
-            write_content(rel, source, fresh / "files")
+            write_content(rel, source, fresh / "files", executed)
         write_listings(fresh / "files", fresh / "api" / "contents")
         old = out.with_name(out.name + ".old")
         if old.exists():

@@ -221,13 +221,13 @@ def open_page(browser, server):
                               wait_until="load", timeout=10000)
         charts = page.locator(".usrok-chart")
         if wait_for_charts and charts.count():
-            # Charts draw when the reader scrolls near them (usrok.speed): scroll past each,
-            # as a reader would, then back to the top.
+            # Each chart draws when the reader comes near it (charts.js): scroll to each, as
+            # a reader would, until it is drawn, then back to the top.
             try:
                 for i in range(charts.count()):
                     charts.nth(i).scroll_into_view_if_needed(timeout=15000)
                     page.wait_for_function(
-                        "e => e.dataset.drawn", arg=charts.nth(i).element_handle(), timeout=15000)
+                        "e => e.dataset.drawn", arg=charts.nth(i).element_handle(), timeout=30000)
             except PlaywrightTimeout:
                 pass  # the test's own assertions say which chart did not draw, and why
             page.evaluate("window.scrollTo(0, 0)")

@@ -135,3 +135,18 @@ def test_internal_links_and_anchors_resolve(site):
     assert checked > 1000, f"only {checked} links checked: is the parser finding them?"
     assert broken == [], "\n".join(broken[:40])
 
+
+
+RAW_TABLE = re.compile(r"<p>\|[^<\n]*\|\s*\n\|")  # a paragraph of lines that start and end with |
+
+
+def test_no_page_shows_a_markdown_table_as_text(site):
+    """A table made by code (Markdown output) renders as a table: myst-nb renders output
+    Markdown as CommonMark unless the cell asks for gfm, which leaves the pipes as text."""
+    shown = [p.name for p in html_pages() if RAW_TABLE.search(p.read_text(encoding="utf-8"))]
+    assert shown == [], f"pages showing a Markdown table as text: {shown}"
+
+
+def test_raw_table_check_bites():
+    assert RAW_TABLE.search("<p>| A | B |\n| --- | --- |\n| 1 | 2 |</p>")
+    assert not RAW_TABLE.search("<table><tr><td>| not a table</td></tr></table>")

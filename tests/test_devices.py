@@ -129,6 +129,9 @@ def test_laptop_menu_hides_and_shows_the_sidebar_and_contents_are_shown(browser,
         link = sidebar.locator("nav.bd-docs-nav a").last
         assert link.is_visible() and link.bounding_box()["y"] + link.bounding_box()["height"] <= 900, \
             "the last sidebar entry is below the fold of a 900 px high window"
+        heights = sidebar.locator("nav.bd-docs-nav a").evaluate_all(
+            "links => links.map(a => a.getBoundingClientRect().height)")
+        assert min(heights) >= 24, f"sidebar links {min(heights):.1f} px high: below the 24 px target size"
         assert page.locator("#pst-secondary-sidebar nav.page-toc a").first.is_visible(), "Contents not shown"
         button = page.locator(".primary-toggle")
         assert button.count() == 1 and button.is_visible()

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import re
 import shutil
+from html import unescape
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -184,6 +185,54 @@ def test_assignment_facts_without_the_master_match_the_master():
         assert set(public["resources"]) <= set(master["resources"])
 
 
+def test_every_number_in_the_prose_is_stored_as_the_book_shows_it(edition, site):
+    """Each {eval} of a chapter's prose has its result stored in its Markdown cell, as the book
+    pasted it: the student reads the numbers before running anything (jupyterlab-myst shows
+    stored results)."""
+    quoted = 0
+    for page in build.edition_pages():
+        nb = nbformat.read(edition / "files" / f"{page}.ipynb", as_version=4)
+        html = unescape((site / f"{page}.html").read_text(encoding="utf-8"))
+        for cell in (c for c in nb.cells if c.cell_type == "markdown"):
+            expressions = list(dict.fromkeys(build.EVAL_ROLE.findall(cell.source)))
+            stored = {e["expression"]: e["result"] for e in cell.metadata.get("user_expressions", [])}
+            assert list(stored) == expressions, f"{page}: numbers not stored for {set(expressions) - set(stored)}"
+            for expression, result in stored.items():
+                text = result["data"]["text/plain"]
+                assert result["status"] == "ok" and text.strip(), (page, expression, result)
+                assert text in html, f"{page}: {expression} is {text!r} in the edition but not in the book"
+                quoted += 1
+    assert quoted >= 200  # about 300 numbers in chapters 1-9, the timeline and the class view
+
+
+def test_the_kernel_answers_the_user_expressions_jupyterlab_myst_sends(monkeypatch):
+    """jupyterlab-myst asks for a Markdown cell's {eval} results as the execute request's
+    user_expressions; the Pyodide kernel (0.6) ignores them unless the course package makes it
+    answer (usrok.browser.answer_user_expressions), in the format ipykernel uses."""
+    import asyncio
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from usrok import browser, page
+
+    monkeypatch.setitem(page._GLUED, "peak", 326863)
+    shell = InteractiveShell.instance()
+    monkeypatch.setitem(shell.user_ns, "glued", page.glued)
+
+    class PyodideKernel:  # the part of pyodide_kernel.kernel.PyodideKernel the patch uses
+        interpreter = shell
+        _parent_header = {"content": {"code": "", "user_expressions": {"0": 'glued("peak:,d")', "1": "no_such_name"}}}
+
+        async def run(self, code):
+            return {"status": "ok", "payload": []}
+
+    kernel = PyodideKernel()
+    browser.answer_user_expressions(kernel)
+    answers = asyncio.run(kernel.run(""))["user_expressions"]
+    assert answers["0"] == {"status": "ok", "data": {"text/plain": "326,863"}, "metadata": {}}
+    assert answers["1"]["status"] == "error" and answers["1"]["ename"] == "NameError"
+
+
 # ------------------------------------------------------------------------------ in the browser
 DOCUMENT_READY = "(() => { const p = window.jupyterapp && jupyterapp.shell.currentWidget; return p && p.context && p.context.path === %s && p.context.isReady && p.content.widgets.length > 0; })()"
 KERNEL_READY = "(() => { const p = window.jupyterapp && jupyterapp.shell.currentWidget; return p && p.context && p.context.path === %s && p.sessionContext.session && p.sessionContext.session.kernel && p.sessionContext.session.kernel.status === 'idle'; })()"
@@ -293,18 +342,60 @@ def chart_count(page) -> int:
         .filter(e => e.querySelector('canvas, svg.marks')).length""")
 
 
+# The rendered text of each Markdown cell (jupyterlab-myst's widget, class "myst"; the cell's
+# hidden editor holds the source).
+RENDERED = "(c) => [...c.node.querySelectorAll('.myst')].map(m => m.textContent).join(' ')"
+PROSE = f"""(() => jupyterapp.shell.currentWidget.content.widgets.filter(c => c.model.type === 'markdown')
+    .map(c => ({{text: ({RENDERED})(c), source: c.model.sharedModel.getSource(),
+                errors: c.node.querySelectorAll('.myst [data-mime-type="application/vnd.jupyter.stderr"]').length}})))()"""
+
+
+def prose_problems(page) -> list[str]:
+    """Markdown cells whose rendered text shows an {eval} expression instead of its value, shows
+    an error, or (with {eval} in its source) is not rendered."""
+    return [f"markdown cell {i}: {c['text'][:300] or '(not rendered)'}" for i, c in enumerate(page.evaluate(PROSE))
+            if "glued(" in c["text"] or c["errors"] or ("{eval}" in c["source"] and not c["text"].strip())]
+
+
 def test_a_chapter_runs_every_cell_and_draws_the_book_s_charts(offline, site):
+    """Chapter 1 in the edition: its prose shows the book's numbers as soon as it opens, every
+    cell runs with no error, every chart of the book is drawn, the numbers are still there after
+    Run All, and they are the kernel's (a number glued anew shows when its cell is run again)."""
     chapter = "chapters/01_expanding_the_alliance"
-    lab = offline["lab"]
+    lab, page = offline["lab"], offline["page"]
+    expression = 'glued("south-korea-peak:,d")'
+    number = build.expression_text(expression, build.glued_values(site.parent / "jupyter_execute", chapter))
+    assert number and number in (site / f"{chapter}.html").read_text(encoding="utf-8")  # the book's "326,863"
     lab.open(f"{chapter}.ipynb")
+    cell = lab.index("How to read it")
+    assert expression in lab.cells()[cell]["source"]
+    shows = f"([i, text]) => ({RENDERED})(jupyterapp.shell.currentWidget.content.widgets[i]).includes(text)"
+    page.wait_for_function(shows, arg=[cell, number], timeout=60_000, polling=250)
+    assert not prose_problems(page), prose_problems(page)[:3]
+
     cells = lab.run_all()
     assert not errors_in(cells), "\n".join(errors_in(cells))
     shown = (site / f"{chapter}.html").read_text(encoding="utf-8").count('class="usrok-chart"')
     assert shown >= 2
-    offline["page"].wait_for_function(
+    page.wait_for_function(
         f"""[...jupyterapp.shell.currentWidget.node.querySelectorAll('.vega-embed')]
             .filter(e => e.querySelector('canvas, svg.marks')).length >= {shown}""", timeout=120_000)
-    assert chart_count(offline["page"]) == shown
+    assert chart_count(page) == shown
+    page.wait_for_function(shows, arg=[cell, number], timeout=60_000, polling=250)
+    assert not prose_problems(page), prose_problems(page)[:3]
+    # ... and kept in the notebook (what a reload shows): without the kernel's answer,
+    # jupyterlab-myst deletes them from the cell's metadata when it runs.
+    stored = page.evaluate("(i) => jupyterapp.shell.currentWidget.content.widgets[i].model.getMetadata('user_expressions')", cell)
+    assert {"expression": expression, "result": {"status": "ok", "data": {"text/plain": number}, "metadata": {}}} in (stored or []), stored
+
+    # The kernel answers the prose's expressions: glue another value, run the paragraph again.
+    page.evaluate("jupyterapp.commands.execute('notebook:insert-cell-below')")
+    extra = page.evaluate("jupyterapp.shell.currentWidget.content.activeCellIndex")
+    lab.set_source(extra, 'glue("south-korea-peak", 123456789, display=False)')
+    assert not errors_in([lab.run(extra)])
+    page.evaluate("""async (i) => { const p = jupyterapp.shell.currentWidget; p.content.activeCellIndex = i;
+        await jupyterapp.commands.execute('notebook:run-cell'); }""", cell)
+    page.wait_for_function(shows, arg=[cell, "123,456,789"], timeout=120_000, polling=250)
     assert not offline["blocked"], f"requests to other hosts: {offline['blocked'][:5]}"
     assert not offline["problems"], offline["problems"][:5]
 

@@ -13,7 +13,10 @@ Every file of the built site (``_build/html``: pages, ``_sources``, ``_downloads
 ``_static``, notebooks, JSON) is searched -- raw, as text with HTML tags removed and
 entities decoded, and for notebooks cell by cell -- with whitespace collapsed, and so are
 the committed student notebooks. Neither may contain a secret line or an otter marker, and
-the site may not publish masters or autograder zips.
+the site may not publish masters or autograder zips. The course bundle (``usrok.bundle``, the
+one zip the site offers for download) is opened and searched file by file the same way: its
+exercise notebooks must be the committed student notebooks, byte for byte, and it may hold
+no master, solution notebook, autograder zip or ``dist/`` folder.
 
 The site comes from the ``site`` fixture (``tests/conftest.py``: builds ``_build/html`` if
 needed). Set ``USROK_SITE_HTML`` to check another build, e.g. one made with
@@ -247,8 +250,44 @@ def test_edition_archives_have_no_answers(secrets, html_dir):
     assert not leaks, "answers found in the edition's archives:\n" + "\n".join(leaks[:20])
 
 
+def course_bundles(html_dir: Path) -> set[Path]:
+    from usrok.bundle import BUNDLE_DIR, FOLDER
+
+    return set((html_dir / BUNDLE_DIR).glob(f"{FOLDER}-*.zip"))
+
+
+def test_course_bundle_has_no_answers(secrets, html_dir, tmp_path):
+    """The course bundle, unpacked: every file searched for secrets and otter markers; no
+    master, solution or autograder; the exercise notebooks are the committed student ones."""
+    bundles = course_bundles(html_dir)
+    assert len(bundles) == 1, f"expected one course bundle, found {sorted(p.name for p in bundles)}"
+    everything = {line: name for name, lines in secrets.items() for line in lines}
+    students = {student_notebook(n).read_bytes(): n for n in NAMES}
+    with zipfile.ZipFile(bundles.pop()) as zf:
+        zf.extractall(tmp_path)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) > 20
+    leaks, marked, bad = [], [], []
+    for path in files:
+        rel = path.relative_to(tmp_path)
+        parts = rel.parts
+        if ("dist" in parts or "autograder" in path.name or path.suffix == ".zip"
+                or (path.stem in NAMES and path.suffix != ".ipynb")):
+            bad.append(str(rel))
+        if path.suffix == ".ipynb" and path.stem in NAMES and path.read_bytes() not in students:
+            bad.append(f"{rel} (not the committed student notebook)")
+        texts = texts_of(path)
+        leaks += [f"{rel}: {name}: {line[:80]}" for line, name in everything.items() if any(line in t for t in texts)]
+        if "src" not in parts:  # the package's code names otter's markers to read masters
+            marked += [f"{rel}: {m}" for m in MARKERS if any(m in t for t in texts)]
+    assert not bad, f"answer-key files in the course bundle: {bad}"
+    assert not leaks, "answers found in the course bundle:\n" + "\n".join(leaks[:20])
+    assert not marked, "otter markers found in the course bundle:\n" + "\n".join(marked[:20])
+    assert sum(p.suffix == ".ipynb" and p.stem in NAMES for p in files) == len(NAMES), "a student notebook is missing"
+
+
 def test_site_publishes_no_masters_or_autograders(html_dir):
-    runtime = edition_runtime(html_dir)
+    runtime = edition_runtime(html_dir) | course_bundles(html_dir)  # both opened and searched above
     bad = [p.relative_to(html_dir) for p in html_dir.rglob("*") if p.is_file() and p not in runtime and (
         p.suffix == ".zip" or "autograder" in p.name or "dist" in p.relative_to(html_dir).parts
         or (p.stem in NAMES and p.suffix != ".ipynb")

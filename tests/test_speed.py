@@ -170,3 +170,113 @@ def test_charts_far_below_the_fold_draw_when_the_reader_scrolls_to_them(browser,
     assert page.evaluate(loaded)
     assert visit.console_errors == [] and visit.failed == []
     context.close()
+
+
+# ----------------------------------------------------------------------------- charts drawn one by one
+def _page_with_most_charts(site: Path) -> str:
+    pages = sorted((site / "chapters").glob("*.html"))
+    most = max(pages, key=lambda p: (p.read_text(encoding="utf-8").count('class="usrok-spec"'), p.name))
+    return str(most.relative_to(site))
+
+
+# Wait until the charts the page asked for are drawn: two frames (the IntersectionObserver
+# reports after a rendering update), then charts.js's drawing loop, again until it is idle
+# (a chart drawn can bring another near the screen).
+SETTLE = """async () => {
+  const frames = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  for (;;) {
+    await frames();
+    const drawing = window.usrokChartsDrawing();
+    if (!drawing) return;
+    await drawing;
+  }
+}"""
+# The element's box relative to the viewport, and the viewport's height.
+BOX = "e => ({top: e.getBoundingClientRect().top, bottom: e.getBoundingClientRect().bottom, height: innerHeight})"
+
+
+def _far_chart(page):
+    """The page's last chart, which must start more than two screens below the top of the
+    viewport (beyond the screen of margin within which charts draw)."""
+    chart = page.locator(".usrok-chart").last
+    box = chart.evaluate(BOX)
+    assert box["top"] > 2 * box["height"], f"the last chart is not far below the screen: {box}"
+    return chart
+
+
+@pytest.mark.parametrize("width,height", [(390, 844), (1280, 720)])
+def test_a_chart_far_below_the_fold_draws_when_the_reader_comes_near_it(browser, open_page, site, width, height):
+    """On the page with the most charts: after load and after the reader reaches the first
+    chart, the last one is not drawn; half a screen before it reaches the screen, it is,
+    in the theme chosen meanwhile (the drawn charts switch too)."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=width < 600)
+    context.add_init_script("localStorage.setItem('mode', 'light'); localStorage.setItem('theme', 'light');")
+    visit = open_page(_page_with_most_charts(site), context=context, wait_for_charts=False)
+    page = visit.page
+    charts = page.locator(".usrok-chart")
+    assert charts.count() >= 3
+    page.evaluate(SETTLE)
+    far = _far_chart(page)
+    assert far.get_attribute("data-drawn") is None and far.locator("svg.marks").count() == 0
+    # The reader reaches the first chart: it draws, the last one (still far) does not.
+    charts.first.scroll_into_view_if_needed()
+    expect(charts.first).to_have_attribute("data-drawn", "true", timeout=30_000)
+    page.evaluate(SETTLE)
+    far = _far_chart(page)
+    assert far.get_attribute("data-drawn") is None and far.locator("svg.marks").count() == 0
+    # Dark mode before the last chart is drawn: the drawn charts follow, the last one is drawn dark.
+    for _ in range(3):
+        page.locator(".theme-switch-button").first.click()
+        if page.evaluate("document.documentElement.dataset.theme") == "dark":
+            break
+    expect(charts.first).to_have_attribute("data-theme", "dark", timeout=30_000)
+    # Half a screen before the last chart comes into view, it draws.
+    page.evaluate("e => window.scrollBy(0, e.getBoundingClientRect().top - 1.5 * innerHeight)", far.element_handle())
+    assert far.evaluate(BOX)["top"] > height, "the last chart is already on the screen"
+    expect(far).to_have_attribute("data-drawn", "true", timeout=30_000)
+    assert far.get_attribute("data-theme") == "dark" and far.locator("svg.marks").count() == 1
+    page.evaluate(SETTLE)
+    themes = [c.get_attribute("data-theme") for c in charts.all() if c.get_attribute("data-drawn")]
+    assert set(themes) == {"dark"}, themes
+    assert visit.console_errors == [] and visit.failed == []
+    context.close()
+
+
+def test_printing_and_links_to_a_figure_draw_their_charts(browser, open_page, server, site):
+    from playwright.sync_api import expect
+
+    path = _page_with_most_charts(site)
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    # Printing: every chart is drawn (a print laid out before they are says so, see charts.js).
+    visit = open_page(path, context=context, wait_for_charts=False)
+    page = visit.page
+    page.evaluate(SETTLE)
+    far = _far_chart(page)
+    assert far.get_attribute("data-drawn") is None
+    page.pdf()  # Chromium's print path (it fires beforeprint)
+    page.evaluate(SETTLE)
+    assert [c.get_attribute("data-drawn") for c in page.locator(".usrok-chart").all()] == \
+        ["true"] * page.locator(".usrok-chart").count()
+    # A link from another page to the last chart's figure: drawn, and on the screen.
+    figure = far.evaluate("e => e.closest('figure[id]').id")
+    assert figure.startswith("fig-")
+    visit = open_page("intro.html", context=context, wait_for_charts=False)
+    page = visit.page
+    page.goto(f"{server}/{path}#{figure}", wait_until="load")
+    target = page.locator(f"#{figure} .usrok-chart")
+    expect(target).to_have_attribute("data-drawn", "true", timeout=30_000)
+    page.evaluate(SETTLE)
+    box = target.evaluate(BOX)
+    assert box["top"] < box["height"] and box["bottom"] > 0, f"the linked chart is off the screen: {box}"
+    # A link within the page (the reader at the top): drawn.
+    visit = open_page(path, context=context, wait_for_charts=False)
+    page = visit.page
+    page.evaluate(SETTLE)
+    target = page.locator(f"#{figure} .usrok-chart")
+    assert target.get_attribute("data-drawn") is None
+    page.evaluate("id => { location.hash = id; }", figure)
+    expect(target).to_have_attribute("data-drawn", "true", timeout=30_000)
+    assert visit.console_errors == [] and visit.failed == []
+    context.close()

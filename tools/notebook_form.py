@@ -21,6 +21,10 @@ README.md for the authoring rules this enforces):
   exercise also gets a notebook-only link that opens its student notebook.
 - A notebook-only note under the title (a ``remove-cell`` markdown cell: the book drops it)
   says to run all cells and what to read in the book instead.
+- The first code cell, when the book hides it (the set-up cell), gets its leading imports
+  wrapped by ``usrok.bundle.guard_setup_cell``: a notebook opened where the course's packages
+  are missing says what to do (the course bundle's one-line set-up, Binder or the in-browser
+  edition) instead of showing a traceback.
 - Finally the page is written exactly as JupyterLab's jupytext writes it (the settings in
   ``jupytext.toml``), so opening and saving a chapter in JupyterLab leaves it unchanged.
 
@@ -265,6 +269,30 @@ def _insert_note(lines: list[str], page: Path, text: str) -> list[str]:
     return lines[:title + 1] + note + _resume_markdown(lines, title + 1) + lines[title + 1:]
 
 
+HIDDEN_TAGS = {"remove-cell", "remove-input", "hide-input", "hide-cell"}
+
+
+def _setup_cell(lines: list[str]) -> tuple[int, int] | None:
+    """(start, end) of the first code cell's source when the book hides that cell, else None."""
+    for start, end in _code_cells(lines):
+        opening = max(n for n in range(start) if (m := FENCE.match(lines[n])) and m["name"] == "code-cell")
+        meta = "\n".join(lines[opening + 1:start])  # the cell's options (tags)
+        return (start, end) if any(tag in meta for tag in HIDDEN_TAGS) else None
+    return None
+
+
+def _guard_setup(lines: list[str]) -> list[str]:
+    """The set-up cell's imports inside the guard (see usrok.bundle.guard_setup_cell)."""
+    from usrok.bundle import guard_setup_cell
+
+    cell = _setup_cell(lines)
+    if cell is None:
+        return lines
+    start, end = cell
+    lines[start:end] = guard_setup_cell("\n".join(lines[start:end])).split("\n")
+    return lines
+
+
 def convert(text: str, page: Path, root: Path = ROOT) -> str:
     if "glue" in text and not OLD_IMPORT.search(text) and NEW_IMPORT not in text:
         if re.search(r"\bglue\(", text):
@@ -276,6 +304,7 @@ def convert(text: str, page: Path, root: Path = ROOT) -> str:
     text = GLUE_TEXT.sub(lambda m: '{eval}`glued("' + m["spec"] + '")`', text)
     lines = _convert_blocks(text.split("\n"), page)
     lines = _insert_note(lines, page, "\n".join(lines))
+    lines = _guard_setup(lines)
     return canonical("\n".join(lines), root)
 
 
@@ -299,6 +328,10 @@ def problems(text: str, page: Path, root: Path = ROOT) -> list[str]:
         for m in re.finditer(r"^(`{3,}|:{3,})\{" + name + r"\}", text, re.M):
             if not _in_raw_cell(text[:m.start()].split("\n")):
                 found.append(f"{{{name}}} is not in a collapsed raw cell")
+    lines = text.split("\n")
+    if "\n".join(_guard_setup(list(lines))) != text:
+        found.append("the set-up cell does not say what to do when the course's packages are missing "
+                     "(usrok.bundle.guard_setup_cell)")
     if not found and canonical(text, root) != text:
         found.append("not as jupytext writes it (JupyterLab would rewrite it on save)")
     return found

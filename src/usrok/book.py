@@ -122,4 +122,5 @@ def setup(app):
     app.connect("html-page-context", _tidy_scripts, priority=900)
     app.add_css_file(f"{STATIC_DIR}/course.css")
     app.setup_extension("usrok.speed")  # text first: deferred scripts, one stylesheet, Vega on demand
+    app.setup_extension("usrok.bundle")  # the course bundle (zip) and its entry in every download menu
     return {"parallel_read_safe": True, "parallel_write_safe": True}

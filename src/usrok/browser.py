@@ -6,7 +6,9 @@ plainly instead of letting a traceback from deep inside a library do it:
 
 - :data:`IN_BROWSER` is true under Pyodide (``sys.platform == "emscripten"``).
 - :func:`install` (run when ``usrok`` is imported in the browser) adds a note to a
-  ``ModuleNotFoundError`` that reaches the notebook: which feature needs Binder instead.
+  ``ModuleNotFoundError`` that reaches the notebook: which feature needs Binder instead, and
+  makes the kernel answer the ``user_expressions`` of a request (:func:`answer_user_expressions`):
+  the numbers the chapters' prose quotes with ``{eval}``.
 - :func:`require_full_python` stops a feature that cannot run here with that message.
 - :func:`master_from_student_notebook`: what an assignment's master says publicly (its
   questions, points, title), read from the student notebook, because the edition ships
@@ -72,16 +74,48 @@ def _explain_missing_module(shell, etype, value, tb, tb_offset=None):
 
 
 def install() -> None:
-    """Explain missing modules in the notebook (once per kernel; a no-op outside IPython)."""
+    """Explain missing modules in the notebook and answer user expressions (once per kernel;
+    a no-op outside IPython)."""
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - not in a notebook
         return
     shell = get_ipython()
-    if shell is None or getattr(shell, "_usrok_missing_modules", False):
+    if shell is None:
         return
-    shell.set_custom_exc((ModuleNotFoundError,), _explain_missing_module)
-    shell._usrok_missing_modules = True
+    if not getattr(shell, "_usrok_missing_modules", False):
+        shell.set_custom_exc((ModuleNotFoundError,), _explain_missing_module)
+        shell._usrok_missing_modules = True
+    kernel = getattr(shell, "kernel", None)
+    if type(kernel).__module__.startswith("pyodide_kernel"):
+        answer_user_expressions(kernel)
+
+
+def answer_user_expressions(kernel) -> None:
+    """Make the Pyodide kernel answer the ``user_expressions`` of an execute request.
+
+    jupyterlab-myst renders a chapter's ``{eval}`glued("key:fmt")``` by sending the expressions
+    of a Markdown cell, when the cell is run, as ``user_expressions`` (the Jupyter protocol's
+    field, which ipykernel answers); jupyterlite-pyodide-kernel 0.6 ignores the field, so its
+    reply has none and jupyterlab-myst drops the cell's stored results: the prose then shows
+    ``glued("key:fmt")`` instead of the number. The request reaches the kernel as
+    ``kernel._parent_header`` (the whole message); this evaluates its expressions after the
+    code, as ipykernel does, and adds them to the reply.
+    """
+    if getattr(kernel, "_usrok_user_expressions", False):
+        return
+    run_code = kernel.run
+
+    async def run(code):
+        results = await run_code(code)
+        request = getattr(kernel, "_parent_header", None) or {}
+        expressions = (request.get("content") or {}).get("user_expressions") or {}
+        if results.get("status") == "ok":
+            results["user_expressions"] = kernel.interpreter.user_expressions(dict(expressions))
+        return results
+
+    kernel.run = run
+    kernel._usrok_user_expressions = True
 
 
 # ------------------------------------------------------------------------------ assignments

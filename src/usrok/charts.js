@@ -4,10 +4,15 @@
 // The spec's usermeta.usrok (set by usrok.charts.finish) names the chart's source,
 // description and the dataset + columns of its data table.
 //
+// A chart is drawn when it comes within about a screen of the viewport (charts on the
+// screen first; a link to a figure scrolls it there) or when the page is printed; the
+// first chart that needs drawing asks vega-loader.js for the Vega bundle.
+//
 // Before drawing, a chart is fitted to its column (narrow columns: legends below, axis
 // labels and titles that wrap or shorten) and themed for the page's light or dark mode;
-// after drawing, views wider than the column are narrowed. The chart is drawn again when
-// the theme or the column width changes.
+// after drawing, views wider than the column are narrowed. A drawn chart is drawn again
+// when the theme or the column width changes; one not drawn yet takes the theme of the
+// moment it is drawn.
 const OPTIONS = {
   mode: "vega-lite",
   renderer: "svg",
@@ -362,16 +367,17 @@ function dataTable(spec, pool) {
   return out;
 }
 
-// Fill "Data behind the chart" the first time a reader opens it.
-function attachDataTable(block, spec, pool) {
-  const details = block.querySelector("details.usrok-data");
+// Fill "Data behind the chart" the first time a reader opens it (drawn chart or not: the
+// table needs no Vega).
+function attachDataTable(chart) {
+  const details = chart.target.parentElement.querySelector("details.usrok-data");
   if (!details || details.dataset.bound) return;
   details.dataset.bound = "true";
   details.addEventListener("toggle", () => {
     if (!details.open || details.dataset.filled) return;
     details.dataset.filled = "true";
     details.querySelector(".usrok-table-note")?.remove();
-    details.appendChild(dataTable(spec, pool));
+    details.appendChild(dataTable(specOf(chart), datasets()));
   });
 }
 
@@ -391,15 +397,26 @@ function labelForAssistiveTech(target) {
   if (menu) menu.setAttribute("aria-label", "Chart menu: save the chart as SVG or PNG");
 }
 
-const charts = []; // {target, spec, result, width, theme}
+// Every chart of the page: {target, script, spec, wanted, failed, result, width, theme}.
+const charts = [];
+let datasetPool = null; // parsed when the first chart is drawn or its table opened
+function datasets() {
+  datasetPool = datasetPool || pageDatasets();
+  return datasetPool;
+}
+function specOf(chart) {
+  chart.spec = chart.spec || JSON.parse(chart.script.textContent);
+  return chart.spec;
+}
 
-async function draw(chart, pool) {
-  const { target, spec } = chart;
+async function draw(chart) {
+  const { target } = chart;
+  const spec = specOf(chart);
   const width = target.clientWidth;
   const theme = isDark() ? "dark" : "light";
   chart.result?.finalize();
   target.textContent = "";
-  const result = await window.vegaEmbed(target, prepare(spec, pool, width), OPTIONS);
+  const result = await window.vegaEmbed(target, prepare(spec, datasets(), width), OPTIONS);
   chart.result = result;
   target.usrokView = result.view; // for the browser tests
   chart.width = width;
@@ -409,60 +426,122 @@ async function draw(chart, pool) {
   target.dataset.theme = theme;
 }
 
-async function drawAll() {
-  const pool = pageDatasets();
-  for (const script of document.querySelectorAll("script.usrok-spec")) {
-    const target = script.previousElementSibling;
-    if (!target || target.dataset.drawn) continue;
-    try {
-      const spec = JSON.parse(script.textContent);
-      const chart = { target, spec };
-      attachDataTable(target.parentElement, spec, pool);
-      tapTooltips(chart);
-      await draw(chart, pool);
-      charts.push(chart);
-      target.dataset.drawn = "true";
-      // The benchmark reads this mark: time from navigation to the first chart drawn.
-      if (!performance.getEntriesByName("usrok-first-chart").length) performance.mark("usrok-first-chart");
-    } catch (err) {
+// A chart to draw now: wanted and not drawn yet, or drawn for another theme or width.
+function needsDrawing(chart) {
+  if (!chart.wanted || chart.failed) return false;
+  if (!chart.result) return true;
+  return chart.theme !== (isDark() ? "dark" : "light") || Math.abs(chart.target.clientWidth - chart.width) >= 8;
+}
+
+// How far the chart is from the screen, in px (0: on it).
+function distanceFromScreen(chart) {
+  const box = chart.target.getBoundingClientRect();
+  return Math.max(0, box.top - innerHeight, -box.bottom);
+}
+
+async function drawOne(chart) {
+  const { target } = chart;
+  const again = Boolean(chart.result);
+  if (again) target.dataset.redrawing = "true";
+  try {
+    await draw(chart);
+    target.dataset.drawn = "true";
+    // The benchmark reads this mark: time from navigation to the first chart drawn.
+    if (!performance.getEntriesByName("usrok-first-chart").length) performance.mark("usrok-first-chart");
+  } catch (err) {
+    chart.failed = true; // not tried again (the loop would retry it for ever)
+    console.error("usrok chart:", err);
+    if (!again) {
       target.dataset.drawn = "error";
       target.textContent = "This chart could not be drawn; its data are on the Data sources page.";
-      console.error("usrok chart:", err);
     }
   }
-  followThemeAndWidth(pool);
+  delete target.dataset.redrawing;
+}
+
+// One drawing loop, one chart at a time (a redraw never runs beside a first draw of the
+// same chart), the charts nearest the screen first (those on it before any other).
+const vegaReady = window.vegaEmbed ? Promise.resolve()
+  : new Promise((resolve) => window.addEventListener("vega-ready", resolve, { once: true }));
+let drawing = null; // the running loop
+async function drawLoop() {
+  try {
+    await vegaReady;
+    for (let todo = charts.filter(needsDrawing); todo.length; todo = charts.filter(needsDrawing)) {
+      const distances = todo.map(distanceFromScreen);
+      await drawOne(todo[distances.indexOf(Math.min(...distances))]);
+    }
+  } finally {
+    drawing = null; // before the loop's promise settles: a chart wanted now starts a new loop
+  }
+}
+function drawWanted() {
+  if (!drawing && charts.some(needsDrawing)) drawing = drawLoop();
+  return drawing || Promise.resolve();
+}
+// For the browser tests: the running drawing loop (a promise), or null when idle.
+window.usrokChartsDrawing = () => drawing;
+
+// Draw a chart soon (the first one asks vega-loader.js for the bundle).
+let nearScreen = null; // the IntersectionObserver
+function want(chart) {
+  if (chart.wanted) return;
+  chart.wanted = true;
+  nearScreen?.unobserve(chart.target);
+  window.usrokVegaWanted = true; // vega-loader.js may run after this script: it looks here
+  window.usrokLoadVega?.();
+  drawWanted();
+}
+
+function setUp() {
+  for (const script of document.querySelectorAll("script.usrok-spec")) {
+    const target = script.previousElementSibling;
+    if (!target || !target.classList.contains("usrok-chart") || charts.some((c) => c.target === target)) continue;
+    const chart = { target, script };
+    charts.push(chart);
+    attachDataTable(chart);
+    tapTooltips(chart);
+  }
+  if (!charts.length) return;
+  // Charts within about a screen of the viewport (a screen height above and below it);
+  // this covers a link to a figure (#fig-...), which scrolls it onto the screen. The first
+  // report comes after the first paint, so the bundle never delays it.
+  if ("IntersectionObserver" in window) {
+    nearScreen = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (entry.isIntersecting) want(charts.find((c) => c.target === entry.target));
+      }
+    }, { rootMargin: "100% 0px 100% 0px" });
+    for (const chart of charts) nearScreen.observe(chart.target);
+  } else {
+    requestAnimationFrame(() => setTimeout(() => charts.forEach(want)));
+  }
+  // Printing draws every chart. Drawing takes a moment, and a print job may be laid out
+  // before it ends: a chart not drawn yet says so in the printout.
+  window.addEventListener("beforeprint", () => {
+    for (const chart of charts) {
+      const loading = chart.target.querySelector(".usrok-chart-loading");
+      if (loading) loading.textContent = "This chart is still being drawn: print again in a moment to include it.";
+      want(chart);
+    }
+  });
+  followThemeAndWidth();
 }
 
 // Draw again when the reader switches light/dark mode or the column width changes
-// (rotating a phone, resizing a window).
-function followThemeAndWidth(pool) {
+// (rotating a phone, resizing a window); the loop finds the charts concerned.
+function followThemeAndWidth() {
   let pending = null;
   const redraw = () => {
     clearTimeout(pending);
-    pending = setTimeout(async () => {
-      const theme = isDark() ? "dark" : "light";
-      for (const chart of charts) {
-        if (chart.theme === theme && Math.abs(chart.target.clientWidth - chart.width) < 8) continue;
-        chart.target.dataset.redrawing = "true";
-        try {
-          await draw(chart, pool);
-        } catch (err) {
-          console.error("usrok chart:", err);
-        }
-        delete chart.target.dataset.redrawing;
-      }
-    }, 60);
+    pending = setTimeout(drawWanted, 60);
   };
   new MutationObserver(redraw).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
   const resize = new ResizeObserver(redraw);
   for (const chart of charts) resize.observe(chart.target.parentElement);
 }
 
-// Both scripts load as async modules: draw as soon as Vega is ready and the page has been
-// parsed, without waiting for the theme's deferred scripts.
-function whenParsed(fn) {
-  if (document.readyState !== "loading") fn();
-  else document.addEventListener("readystatechange", fn, { once: true });
-}
-if (window.vegaEmbed) whenParsed(drawAll);
-else window.addEventListener("vega-ready", () => whenParsed(drawAll), { once: true });
+// This script loads as an async module: set up as soon as the page has been parsed,
+// without waiting for the theme's deferred scripts.
+if (document.readyState !== "loading") setUp();
+else document.addEventListener("readystatechange", setUp, { once: true });

@@ -2,7 +2,9 @@
 
 - After a successful HTML build, the edition is (re)built into ``<outdir>/lite`` by
   ``lite/build.py`` (incremental: nothing to do when none of its inputs changed; only the
-  notebooks when only a chapter changed). A failure fails the book's build with its message.
+  notebooks when only a chapter or its numbers changed), with the numbers the book pasted
+  into each chapter's prose stored in its notebook. A failure fails the book's build with its
+  message.
 - Every chapter page that the edition holds gets a "Run in the browser" button in the
   launch menu, beside Binder, opening that page's notebook in the edition.
 - :func:`edition_url` is the link from a page to a notebook in the edition (used by the
@@ -76,7 +78,9 @@ def _build_edition(app, exception) -> None:
     if builder is None:
         return
     try:
-        builder.build(Path(app.outdir) / EDITION_DIR)
+        # myst-nb wrote the pages it executed beside the output folder: their glued numbers
+        # fill in the chapters' prose in the edition (lite/build.py, "numbers in the prose").
+        builder.build(Path(app.outdir) / EDITION_DIR, executed=Path(app.outdir).parent / "jupyter_execute")
     except builder.EditionError as error:
         raise ExtensionError(f"the in-browser edition could not be built: {error}") from None
 
