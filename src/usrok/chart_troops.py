@@ -49,7 +49,11 @@ def troops_annotated(df: pd.DataFrame, *, title: str, description: str, source: 
               base.mark_point(filled=True, size=28, color=colour, clip=True).encode(tooltip=tip)]
     if spans is not None and len(spans):
         cols = [c for c in ("start", "end", "label", "detail") if c in spans]
-        sp = alt.Chart(spans[cols])
+        # Labels of neighbouring periods take turns on two rows, so that on a phone's narrow
+        # view (a few pixels a year) one label does not print over the next.
+        sp_data = spans[cols].sort_values("start").assign(
+            label_row=[HEIGHT - 4 - 14 * (i % 2) for i in range(len(spans))])
+        sp = alt.Chart(sp_data)
         sp_tip = [alt.Tooltip("label:N", title="Period"),
                   alt.Tooltip("start:Q", title="From", format="d"),
                   alt.Tooltip("end:Q", title="To", format="d")]
@@ -61,7 +65,7 @@ def troops_annotated(df: pd.DataFrame, *, title: str, description: str, source: 
         layers.append(sp.mark_text(align="left", baseline="bottom", dx=3, fontSize=11,
                                    color="#7a4d00", clip=True).encode(
             x=alt.X("start:Q").scale(domain=brush, zero=False, nice=False),
-            y=alt.value(HEIGHT - 4), text="label:N"))
+            y=alt.Y("label_row:Q", scale=None, axis=None), text="label:N"))
     if events is not None and len(events):
         layers += _event_layers(events, brush, zoom_to or (data["year"].min(), data["year"].max()), width)
     main = alt.layer(*layers).properties(width=width, height=HEIGHT)
