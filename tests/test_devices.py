@@ -252,6 +252,9 @@ def test_data_table_shows_the_main_data_with_a_csv(browser, open_page):
         with page.expect_download() as download:
             details.locator("a.usrok-csv").click()
         rows = list(csv.reader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+        name = download.value.suggested_filename
+        # Named after the chart's title, cut at a word (the title ends "..., 1950–2023").
+        assert name.endswith(".csv") and not name[:-4].endswith("-") and len(name) <= 64, name
         assert rows[0] == headers and len(rows) == 1 + 222
         assert ["South Korea", "1952", "326863"] in rows
     finally:

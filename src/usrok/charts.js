@@ -315,7 +315,14 @@ function csvText(rows, columns) {
 }
 
 function slug(text) {
-  return (text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 60) || "chart");
+  // At most 60 characters, cut at a word boundary ("...-germany-1950-2023", not "...-1950-").
+  const words = text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").split("-");
+  let out = "";
+  for (const w of words) {
+    if (out && out.length + 1 + w.length > 60) break;
+    out = out ? `${out}-${w}` : w.slice(0, 60);
+  }
+  return out || "chart";
 }
 
 function dataTable(spec, pool) {
