@@ -210,6 +210,7 @@ def test_the_kernel_answers_the_user_expressions_jupyterlab_myst_sends(monkeypat
     user_expressions; the Pyodide kernel (0.6) ignores them unless the course package makes it
     answer (usrok.browser.answer_user_expressions), in the format ipykernel uses."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from IPython.core.interactiveshell import InteractiveShell
 
@@ -228,7 +229,10 @@ def test_the_kernel_answers_the_user_expressions_jupyterlab_myst_sends(monkeypat
 
     kernel = PyodideKernel()
     browser.answer_user_expressions(kernel)
-    answers = asyncio.run(kernel.run(""))["user_expressions"]
+    # In a thread of its own: the session's sync Playwright keeps an event loop running in
+    # this one, and asyncio.run refuses to start beside it.
+    with ThreadPoolExecutor(1) as pool:
+        answers = pool.submit(asyncio.run, kernel.run("")).result()["user_expressions"]
     assert answers["0"] == {"status": "ok", "data": {"text/plain": "326,863"}, "metadata": {}}
     assert answers["1"]["status"] == "error" and answers["1"]["ename"] == "NameError"
 

@@ -295,7 +295,8 @@ _MENU_LINK = re.compile(r'<a href="[^"]*"(?: target="_blank"| download)(\s+class
 
 def _plan(app) -> None:
     """The bundle's name, from its inputs (the zip is written when the build has finished)."""
-    app.usrok_bundle = bundle_name(Path(app.srcdir)) if app.builder.format == "html" else None
+    course = (Path(app.srcdir) / "data" / "datapackage.json").is_file()  # not e.g. a test's one-page book
+    app.usrok_bundle = bundle_name(Path(app.srcdir)) if app.builder.format == "html" and course else None
 
 
 def _add_menu_entry(app, pagename, templatename, context, doctree) -> None:
