@@ -40,7 +40,8 @@ def build_book() -> subprocess.CompletedProcess:
 _BUILD: dict = {}
 # Fixtures that need the built book; and fixtures (here and in the test files) that take minutes.
 BOOK_FIXTURES = {"book_build", "site", "server", "open_page", "html_dir"}
-SLOW_FIXTURES = BOOK_FIXTURES | {"built", "graded", "broken", "executed", "fresh_python", "secrets"}
+SLOW_FIXTURES = BOOK_FIXTURES | {"built", "graded", "broken", "executed", "fresh_python", "secrets",
+                                 "hostile", "guide_clone"}  # a sandboxed batch; the guide run on a clone
 
 
 def pytest_configure(config):

@@ -39,7 +39,7 @@ def test_readme_starts_with_make_book():
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory):
+def guide_clone(tmp_path_factory):
     # The clone shares this checkout's environment: it must be current (as after `make book`),
     # or `make assignments` in the clone would rebuild it.
     stale = subprocess.run(["make", "-q", ".venv/.book-env"], cwd=ROOT).returncode
@@ -98,7 +98,8 @@ def _fill_in_hand_grades(path: Path) -> None:
         csv.writer(fh).writerows(rows)
 
 
-def test_every_shell_command_in_the_guide_runs(clone, tmp_path):
+def test_every_shell_command_in_the_guide_runs(guide_clone, tmp_path):
+    clone = guide_clone
     blocks = shell_blocks()
     assert len(blocks) >= 6, blocks
     home = tmp_path / "home"
