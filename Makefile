@@ -9,15 +9,13 @@ BOOK_FLAGS := -W -n --keep-going
 # The course environment: exactly the packages pinned in requirements.txt (the lock file, compiled
 # from requirements.in by `make lock`), installed as listed, without dependency resolution, so the
 # environment is the lock. A new lock starts from an empty environment (nothing stale stays).
-# Left out: otter-grader's PDF export extra (nbconvert[webpdf] -> Playwright, 165 MB), which the
-# course never uses (Binder's plain `pip install -r requirements.txt` still installs it, pinned).
-PDF_EXPORT_ONLY := playwright greenlet
-COURSE_PYTHON := $(subst python-,,$(shell cat runtime.txt))
-$(VENV)/.book-env: requirements.txt pyproject.toml
+# tools/install_lock.sh is the one installer (Binder's binder/postBuild runs it too); it leaves out
+# otter-grader's PDF export extra (Playwright, 165 MB), which the course never uses.
+COURSE_PYTHON := $(subst python-,,$(shell cat binder/runtime.txt))
+$(VENV)/.book-env: requirements.txt pyproject.toml tools/install_lock.sh
 	@if [ ! -x $(BIN)/python ] || echo "$?" | grep -q requirements.txt; then \
 	  echo "Creating $(VENV) from requirements.txt"; $(PYTHON) -m venv --clear $(VENV); fi
-	grep -v $(foreach p,$(PDF_EXPORT_ONLY),-e '^$(p)==') requirements.txt > $(VENV)/requirements-course.txt
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r $(VENV)/requirements-course.txt
+	tools/install_lock.sh $(BIN)/python
 	$(BIN)/pip check -q --disable-pip-version-check
 	touch $@
 
@@ -31,7 +29,7 @@ $(VENV)/.test-env: $(VENV)/.book-env requirements-test.txt
 # Refresh the lock files after editing requirements.in or requirements-test.in (add a package:
 # one line in the .in file, then `make lock`). Unchanged pins are kept; `make lock UPGRADE=1`
 # moves every package to its newest allowed version. Resolved for every platform (markers) with
-# the Python of runtime.txt; needs PyPI. Commit the .in and .txt files together.
+# the Python of binder/runtime.txt; needs PyPI. Commit the .in and .txt files together.
 UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version $(COURSE_PYTHON) \
 	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 # A lock file is replaced only when its text changes (a new date would rebuild .venv).

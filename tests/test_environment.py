@@ -7,7 +7,10 @@ Offline and fast: the lock files are read as text and compared with the running 
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -54,10 +57,18 @@ def top_level(name: str) -> dict[str, str]:
     return out
 
 
-def pdf_export_only() -> list[str]:
-    m = re.search(r"^PDF_EXPORT_ONLY\s*:=\s*(.*)$", (ROOT / "Makefile").read_text(), re.M)
-    assert m, "the Makefile names the packages it leaves out (PDF_EXPORT_ONLY)"
-    return m.group(1).split()
+INSTALLER = ROOT / "tools" / "install_lock.sh"
+
+
+def left_out(group: str = "PDF_EXPORT_ONLY") -> set[str]:
+    """A group of packages the installer leaves out: PDF_EXPORT_ONLY (always), SITE_BUILD_ONLY (Binder)."""
+    m = re.search(rf'^{group}="(.*)"$', INSTALLER.read_text(), re.M)
+    assert m, f"the installer names the packages it leaves out ({group})"
+    return {canonicalize_name(n) for n in m.group(1).split()}
+
+
+def pdf_export_only() -> set[str]:
+    return left_out("PDF_EXPORT_ONLY")
 
 
 @pytest.mark.parametrize("source,compiled", [("requirements.in", "requirements.txt"),
@@ -87,14 +98,37 @@ def test_test_lock_includes_the_course_lock_unchanged():
     assert not changed, changed
 
 
-def test_left_out_packages_serve_only_the_pdf_export():
-    """What `make book` leaves out is needed by nothing but nbconvert's webpdf extra."""
+@pytest.mark.parametrize("group,allowed", [("PDF_EXPORT_ONLY", {"nbconvert"}),
+                                           ("SITE_BUILD_ONLY", {"-r requirements.in"})])
+def test_left_out_packages_serve_only_what_they_are_left_out_with(group, allowed):
+    """What the installer leaves out is needed by nothing it installs: PDF_EXPORT_ONLY only by
+    nbconvert's webpdf extra, SITE_BUILD_ONLY only by the course's own site build (requirements.in)
+    and by each other. A kept package that needs one of them would fail `pip check`."""
     pinned = lock("requirements.txt")
-    left_out = pdf_export_only()
-    assert "playwright" in left_out
-    for name in left_out:
-        parents = {canonicalize_name(v) for v in pinned[name]["via"]}
-        assert parents <= set(left_out) | {"nbconvert"}, f"{name} is also needed by {parents}"
+    names = left_out(group)
+    assert names and names <= set(pinned), names - set(pinned)
+    for name in names:
+        parents = {v if v.startswith("-r") else canonicalize_name(v) for v in pinned[name]["via"]}
+        assert parents <= names | allowed, f"{name} is also needed by {parents - names - allowed}"
+
+
+def test_student_notebooks_import_without_the_site_build_packages(tmp_path):
+    """Every usrok module a chapter or an exercise imports loads with the site-build packages
+    made unimportable, as on Binder (an import of one of them at module level would fail here)."""
+    imported = set()
+    for path in [*ROOT.glob("chapters/*.md"), ROOT / "intro.md", *ROOT.glob("exercises/*/*.ipynb")]:
+        imported |= set(re.findall(r"^\s*(?:from|import) (usrok[\w.]*)", path.read_text(encoding="utf-8"), re.M))
+        imported |= set(re.findall(r'"\s*(?:from|import) (usrok[\w.]*)', path.read_text(encoding="utf-8")))
+    assert {"usrok", "usrok.page", "usrok.assignments"} <= imported, imported
+    modules = {"fonttools": "fontTools", "rjsmin": "rjsmin", "rcssmin": "rcssmin", "jupyterlite-core": "jupyterlite_core",
+               "jupyterlite-pyodide-kernel": "jupyterlite_pyodide_kernel", "doit": "doit", "pkginfo": "pkginfo"}
+    assert set(modules) == left_out("SITE_BUILD_ONLY"), "name the import of each site-build package here"
+    script = ("import sys\n"
+              f"for name in {sorted(modules.values())!r}: sys.modules[name] = None\n"
+              f"for name in {sorted(imported)!r}: __import__(name)\n"
+              "print('ok')")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert run.stdout.strip() == "ok", run.stderr[-2000:]
 
 
 def _applies(marker: str | None) -> bool:
@@ -118,3 +152,90 @@ def test_the_environment_is_the_lock():
     assert not (extra or missing or wrong), (
         f"extra: {extra}; missing: {missing}; version differs (installed, locked): {wrong}. "
         "Recreate it: rm -rf .venv && make test")
+
+
+# --------------------------------------------------------------------------- the installer
+def _fake_python(folder: Path) -> Path:
+    """A `python` that records how pip was called and the requirements it was given."""
+    fake = folder / "python"
+    fake.write_text('#!/bin/bash\necho "$@" >> "$FAKE_LOG"\n'
+                    'for a in "$@"; do [ "$prev" = "-r" ] && cat "$a" > "$FAKE_LOG.requirements"; prev="$a"; done\n'
+                    'exit 0\n')
+    fake.chmod(0o755)
+    return fake
+
+
+def _installed_by(log: Path) -> tuple[str, set[str]]:
+    calls = log.read_text()
+    names = {canonicalize_name(re.split(r"[=; ]", line, maxsplit=1)[0])
+             for line in (log.parent / f"{log.name}.requirements").read_text().splitlines()
+             if line and not line.startswith((" ", "#", "-e"))}
+    return calls, names
+
+
+def _course_packages(without: set[str] = frozenset()) -> set[str]:
+    return {p for p in lock("requirements.txt") if p != "usrok"} - pdf_export_only() - without
+
+
+def test_the_installer_installs_the_lock_without_resolving(tmp_path):
+    """tools/install_lock.sh: `pip install --no-deps` of every pin of the lock but the PDF extra."""
+    log = tmp_path / "log"
+    subprocess.run(["bash", str(INSTALLER), str(_fake_python(tmp_path))], check=True,
+                   env={**os.environ, "FAKE_LOG": str(log)})
+    calls, names = _installed_by(log)
+    assert "-m pip install" in calls and "--no-deps" in calls, calls
+    assert names == _course_packages(), names ^ _course_packages()
+    assert "-e ." in (tmp_path / "log.requirements").read_text().splitlines()
+
+
+def test_binder_installs_what_make_book_installs(tmp_path):
+    """Binder reads binder/ only (so not the root requirements.txt, which pip would resolve with
+    the PDF extra); its postBuild runs the same installer as `make book`, then the settings."""
+    binder = ROOT / "binder"
+    assert sorted(p.name for p in binder.iterdir()) == ["postBuild", "runtime.txt"], \
+        "another repo2docker file in binder/ would install packages outside the lock"
+    assert re.search(r"^\s+tools/install_lock\.sh \$\(BIN\)/python$", (ROOT / "Makefile").read_text(), re.M)
+    home, log = tmp_path / "home", tmp_path / "log"
+    home.mkdir()
+    _fake_python(tmp_path)
+    env = {**os.environ, "HOME": str(home), "FAKE_LOG": str(log), "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["bash", str(binder / "postBuild")], check=True, env=env, capture_output=True)
+    calls, names = _installed_by(log)
+    binder_set = _course_packages(without=left_out("SITE_BUILD_ONLY"))
+    assert "--no-deps" in calls and names == binder_set, names ^ binder_set
+    assert "-m pip check" in calls
+    settings = json.loads((home / ".jupyter" / "labconfig" / "default_setting_overrides.json").read_text())
+    assert settings["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]["myst"] == "Jupytext Notebook"
+
+
+ENVIRONMENT_BUDGET_MB = 750
+
+
+def installed_size(packages: set[str]) -> int:
+    """Bytes on disk of the given installed distributions: their files and their bytecode."""
+    total = 0
+    for dist in importlib.metadata.distributions():
+        if canonicalize_name(dist.metadata["Name"]) not in packages:
+            continue
+        for file in dist.files or []:
+            path = Path(dist.locate_file(file))
+            if path.is_file():
+                total += path.stat().st_size
+            if path.suffix == ".py":  # compiled on first import, not listed in RECORD
+                total += sum(p.stat().st_size for p in path.parent.glob(f"__pycache__/{path.stem}.*.pyc"))
+    return total
+
+
+def test_the_course_environment_stays_under_its_budget():
+    """What Binder installs (the lock minus the PDF extra and the site build) stays under 750 MB,
+    files and bytecode as installed here (`make book`'s environment holds the same packages)."""
+    if not (Path(sys.prefix) / ".book-env").exists():
+        pytest.skip("not the environment `make book` builds")
+    course = {p for p, e in lock("requirements.txt").items() if _applies(e["marker"]) and p != "usrok"}
+    binder = course - pdf_export_only() - left_out("SITE_BUILD_ONLY")
+    size = installed_size(binder)
+    assert size > 300e6, "the measure missed the installed packages"  # pandas, numpy, vl-convert alone
+    site_build = installed_size(left_out("SITE_BUILD_ONLY"))
+    print(f"Binder's environment: {size / 1e6:.0f} MB; make book adds {site_build / 1e6:.0f} MB")
+    assert size <= ENVIRONMENT_BUDGET_MB * 1e6, (
+        f"Binder's environment is {size / 1e6:.0f} MB (budget {ENVIRONMENT_BUDGET_MB} MB)")

@@ -1,8 +1,8 @@
 """A student runs the chapters in JupyterLab, as Binder serves them.
 
-JupyterLab starts from this environment (requirements.txt: what Binder installs, including
-JupyterLab and jupyterlab-myst) on a copy of the committed repository, with a temporary
-HOME set up by `postBuild`, in the repository folder, on a random port with a token, the
+JupyterLab starts from this environment (the lock as tools/install_lock.sh installs it, which is
+what Binder installs, JupyterLab and jupyterlab-myst included) on a copy of the committed
+repository, with a temporary HOME set up by `binder/postBuild`, in the repository folder, on a random port with a token, the
 way repo2docker runs it. Headless Chromium (Debian's) opens the README's launch target and
 chapter 9, runs all cells and checks what a student sees: no error, one drawn chart per
 figure of the book, every number of the prose filled in, no raw MyST markup, nothing
@@ -88,7 +88,7 @@ def _repository_copy(dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """JupyterLab as Binder runs it: postBuild, temporary HOME, cwd = repository, token, random port."""
+    """JupyterLab as Binder runs it: binder/postBuild, temporary HOME, cwd = repository, token, random port."""
     jupyter = BIN / "jupyter"
     if not (BIN / "jupyter-lab").exists():
         pytest.fail("JupyterLab is not installed: it is part of requirements.txt (Binder's environment)")
@@ -99,7 +99,9 @@ def lab(tmp_path_factory):
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("JUPYTER", "USROK_DATA", "VIRTUAL_ENV"))}
     env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-    subprocess.run(["bash", "postBuild"], cwd=repo, env=env, check=True)
+    # This environment was installed from the lock by the same script postBuild runs first
+    # (tools/install_lock.sh): run only postBuild's settings step here.
+    subprocess.run(["bash", "binder/postBuild"], cwd=repo, env={**env, "USROK_SETTINGS_ONLY": "1"}, check=True)
     # Test-only setting: render every cell at once (JupyterLab renders only cells near the
     # viewport by default), so the whole chapter can be checked without scrolling.
     overrides = home / ".jupyter" / "labconfig" / "default_setting_overrides.json"

@@ -86,8 +86,9 @@ def contents(root: Path) -> dict[str, Path]:
     for path in sorted((root / "src" / "usrok").rglob("*")):
         if path.is_file() and path.suffix in PACKAGE_SUFFIXES and "__pycache__" not in path.parts:
             out[path.relative_to(root).as_posix()] = path
-    for name in ("pyproject.toml", "requirements.txt", "runtime.txt"):
+    for name in ("pyproject.toml", "requirements.txt"):
         out[name] = root / name
+    out["runtime.txt"] = root / "binder" / "runtime.txt"  # the Python version the lock is for
     return out
 
 
