@@ -80,8 +80,9 @@ sandbox:
 
 # The whole test suite: lint, build, data, charts in a real browser, grading, leakage,
 # accessibility. `$(BIN)/python -m pytest -m "not book"` runs the fast tests only (no book build).
+# Two workers (pytest-xdist), whole files per worker: tests/conftest.py says how they are shared.
 test: $(VENV)/.test-env lint browser sandbox book
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n 2 --dist loadfile
 
 # The benchmark (bench/README.md). Lighthouse alone, on the current build:
 #   $(BIN)/python bench/run.py --lighthouse-only

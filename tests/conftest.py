@@ -11,6 +11,7 @@ without building anything; ``USROK_SKIP_BUILD=1`` tests an existing ``_build`` a
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import http.server
 import os
@@ -19,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -32,9 +34,15 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
 
 
 def build_book() -> subprocess.CompletedProcess:
-    """Build (incrementally) with warnings as errors; returns the finished process."""
-    return subprocess.run([str(BIN / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going"],
-                          capture_output=True, text=True, cwd=ROOT)
+    """Build (incrementally) with warnings as errors; returns the finished process.
+
+    One build at a time: each worker of a parallel run builds (a no-op, seconds, once the
+    first has built), and two Sphinx runs must never write the same _build at once."""
+    (ROOT / "_build").mkdir(exist_ok=True)
+    with open(ROOT / "_build" / ".pytest-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return subprocess.run([str(BIN / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going"],
+                              capture_output=True, text=True, cwd=ROOT)
 
 
 _BUILD: dict = {}
@@ -50,6 +58,16 @@ def pytest_configure(config):
     _BUILD["config"] = config
 
 
+# Parallel runs (`make test`: pytest-xdist, two workers, --dist loadfile): each test file goes to
+# one worker whole, so its module and session fixtures (a batch graded, a venv installed,
+# JupyterLab started) are made once. The files that grade in the sandbox must never grade at the
+# same time (the sandbox users are per slot, shared by all batches: a fork bomb's process limit,
+# or a check for processes left behind, would reach the other batch): each of their tests holds
+# a lock, setup and teardown included. The longest file starts first, the other two come last.
+SANDBOX_FILES = {"test_grading.py", "test_hostile.py", "test_instructor_guide.py"}
+SANDBOX_LOCK = Path(tempfile.gettempdir()) / f"usrok-pytest-sandbox-{os.getuid()}.lock"
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):
     for item in items:
@@ -58,6 +76,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("book")
         if used & SLOW_FIXTURES:
             item.add_marker("slow")
+    first, last = "test_grading.py", SANDBOX_FILES - {"test_grading.py"}
+    items.sort(key=lambda item: 0 if item.path.name == first else 2 if item.path.name in last else 1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if item.path.name not in SANDBOX_FILES:
+        return (yield)
+    with open(SANDBOX_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return (yield)
 
 
 def _book_tests_deselected() -> bool:
