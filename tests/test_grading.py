@@ -435,6 +435,18 @@ def test_batch_keeps_going_after_broken_submissions(broken):
     assert all(r["sha256"] and "WARNING" not in r["reason"] for r in rows.values())
 
 
+def test_two_batches_at_once_never_share_a_sandbox_user():
+    """Worker slots are claimed machine-wide: a second batch that asks for a slot another batch
+    holds gets a different one (another unprivileged user), and so does a third."""
+    from usrok import sandbox
+
+    if os.geteuid() != 0:
+        pytest.skip("only as root does each slot run as a user of its own")
+    with sandbox.claimed_slot(0) as first, sandbox.claimed_slot(first) as second, \
+            sandbox.claimed_slot(first) as third:
+        assert len({first, second, third}) == 3, (first, second, third)
+
+
 def test_kernel_that_does_not_start_is_its_own_status(built, tmp_path):
     write(solution("ex06_principles"), tmp_path / "alice.ipynb")
     (row,) = grade_submissions([(autograder("ex06_principles"), tmp_path / "alice.ipynb")], workers=1,

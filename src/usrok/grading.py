@@ -189,7 +189,11 @@ def grade_submissions(jobs: list[tuple[str | os.PathLike, str | os.PathLike]], *
             ag.start()
         lock = threading.Lock()
 
-        def slot(k: int) -> None:
+        def slot(preferred: int) -> None:
+            with sandbox.claimed_slot(preferred) as k:
+                work(k)
+
+        def work(k: int) -> None:
             while True:
                 with lock:
                     if not queue:

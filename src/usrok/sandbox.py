@@ -32,6 +32,8 @@ is imported at import time.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import select
@@ -39,6 +41,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +49,13 @@ from pathlib import Path
 from .answers import MAX_BYTES
 from .runner import RUNTIME_PACKAGE, WORK
 
-__all__ = ["Limits", "SandboxUnavailable", "INSTALL_HINT", "available", "bwrap_command", "prepare_runtime",
-           "run"]
+__all__ = ["Limits", "SandboxUnavailable", "INSTALL_HINT", "available", "bwrap_command", "claimed_slot",
+           "prepare_runtime", "run"]
 
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: "
                 "`sudo dnf install bubblewrap`), or run `make test` once, which installs it")
 SANDBOX_UID = 0x70000000        # as root: the unprivileged user of worker slot k is this + k
+SLOTS = 16                      # sandbox users on a machine (the runtime's /etc/passwd names them)
 RUNTIME_MODULES = ("answers.py", "runner.py", "scoring.py")
 
 
@@ -119,7 +123,7 @@ def prepare_runtime(folder: Path) -> Path:
         shutil.copyfile(here / name, pkg / name)
     etc = folder / "etc"
     etc.mkdir(exist_ok=True)
-    uid = "\n".join(f"student{k}:x:{SANDBOX_UID + k}:{SANDBOX_UID + k}::{WORK}:/bin/sh" for k in range(16))
+    uid = "\n".join(f"student{k}:x:{SANDBOX_UID + k}:{SANDBOX_UID + k}::{WORK}:/bin/sh" for k in range(SLOTS))
     (etc / "passwd").write_text(f"root:x:0:0::/root:/bin/sh\n{uid}\nnobody:x:65534:65534::/:/bin/sh\n"
                                 f"student:x:{os.getuid()}:{os.getgid()}::{WORK}:/bin/sh\n")
     (etc / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
@@ -152,6 +156,36 @@ def _environment(limits: Limits, autograder: Path) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1",
     }
     return env
+
+
+@contextlib.contextmanager
+def claimed_slot(preferred: int = 0):
+    """A worker slot that no other batch on this machine is using, held until the block ends.
+
+    As root, slot k runs as its own unprivileged user. Two batches graded at the same time (two
+    assignments in two terminals) take different slots, so they never share a user: a fork bomb's
+    process limit, or a kill of every process of its user, stays inside its own batch. The claim
+    is a lock on a file in the temporary folder (released by the system if the grader dies).
+    Not as root, every sandbox runs as the grader's own user, and the slot is only a number.
+    """
+    if os.geteuid() != 0:
+        yield preferred
+        return
+    folder = Path(tempfile.gettempdir())
+    while True:
+        for k in dict.fromkeys([preferred, *range(SLOTS)]):
+            fd = os.open(folder / f"usrok-sandbox-slot-{k}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            try:
+                yield k
+            finally:
+                os.close(fd)
+            return
+        time.sleep(0.5)  # all slots busy: wait for one
 
 
 def bwrap_command(runtime: Path, autograder: Path, submission_dir: Path, limits: Limits,
