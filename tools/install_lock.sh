@@ -8,7 +8,7 @@
 # browser it would download), which the course never uses.
 # Not on Binder (--without-site-build): what only builds the website and the in-browser edition
 # (minifiers, the icon-font subsetter, JupyterLite and what they alone need); students run the
-# notebooks, they never build the site. 57 MB.
+# notebooks, they never build the site. 50 MB.
 # tests/test_environment.py checks that nothing else needs the packages left out, that the student
 # notebooks' imports work without them, and that Binder's environment stays under its size budget.
 set -euo pipefail
