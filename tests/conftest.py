@@ -61,9 +61,9 @@ def pytest_configure(config):
 # Parallel runs (`make test`: pytest-xdist, two workers, --dist loadfile): each test file goes to
 # one worker whole, so its module and session fixtures (a batch graded, a venv installed,
 # JupyterLab started) are made once. The files that grade in the sandbox must never grade at the
-# same time (the sandbox users are per slot, shared by all batches: a fork bomb's process limit,
-# or a check for processes left behind, would reach the other batch): each of their tests holds
-# a lock, setup and teardown included. The longest file starts first, the other two come last.
+# same time: their checks for processes left behind look at every sandbox user, so they would see
+# the other batch's, and their time limits assume the batch has the machine. Each of their tests
+# holds a lock, setup and teardown included. The longest file starts first, the other two last.
 SANDBOX_FILES = {"test_grading.py", "test_hostile.py", "test_instructor_guide.py"}
 SANDBOX_LOCK = Path(tempfile.gettempdir()) / f"usrok-pytest-sandbox-{os.getuid()}.lock"
 
