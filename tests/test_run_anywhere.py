@@ -5,8 +5,9 @@ installs it (binder/postBuild: tools/install_lock.sh --without-site-build), ever
 the working directory at its own folder (Binder, JupyterLab). The pages that read files other
 than the data tables also run from the repository root and from an empty temporary folder with
 the package on PYTHONPATH (loading the tables from any folder is test_data.py's
-test_load_from_any_working_directory). The student notebooks are executed once per run, by tests/test_grading.py (blank from the repository root, their solutions from the
-student folder, in the locked environment that tests/test_environment.py checks).
+test_load_from_any_working_directory). The student notebooks are executed once per run, by
+tests/test_grading.py (blank from the repository root, their solutions from the student folder,
+in the locked environment that tests/test_environment.py checks).
 """
 
 from __future__ import annotations
