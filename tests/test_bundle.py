@@ -9,8 +9,8 @@
   the guard gives a traceback, and the check below says so (it bites).
 - The zip is deterministic (same inputs, same bytes) and named after its inputs.
 
-About the set-up. The page's line, ``python -m pip install -r requirements.txt``, installs every
-pinned package from PyPI: minutes, and CI may be offline. The tests run that very line (with
+About the set-up. The page's line, ``python -m pip install --no-deps -r requirements.txt``,
+installs every pinned package from PyPI: minutes, and CI may be offline. The tests run that very line (with
 ``--no-index --no-build-isolation`` added) in a new virtual environment that sees the course
 environment's installed packages through a ``.pth`` file naming its site-packages. Python does
 not read the ``.pth`` files inside a folder added that way, so the course environment's own
@@ -198,8 +198,14 @@ def test_bundle_contents_are_what_students_need_and_no_answer_key():
     bad = [rel for rel in files if "dist" in rel.split("/") or "autograder" in rel
            or (rel.startswith("exercises/") and rel.endswith(".md"))]
     assert not bad, f"answer-key files in the bundle: {bad}"
-    requirements = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    requirements = bundle.student_requirements(ROOT).decode("utf-8").splitlines()
     assert "-e ." in requirements, "the one-line set-up would not install the course package"
+    pins = {line.split("==")[0]: line for line in requirements if "==" in line and not line.startswith((" ", "#"))}
+    lock = {line.split("==")[0]: line for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+            if "==" in line and not line.startswith((" ", "#"))}
+    assert "playwright" not in pins and "jupyterlite-core" not in pins, "a package Binder leaves out"
+    assert {"pandas", "altair", "otter-grader", "jupyterlab", "vl-convert-python"} <= set(pins)
+    assert all(lock[name] == line for name, line in pins.items()), "a pin differs from the lock"
 
 
 # ----------------------------------------------------------------------------- through the page

@@ -4,11 +4,13 @@ Readers who want to run the course on their own computer download the bundle fro
 download menu at the top of any page ("Course bundle (.zip)"), unzip it and run one line
 in the ``us-rok-course`` folder it holds (:data:`SETUP_COMMAND`)::
 
-    python -m pip install -r requirements.txt
+    python -m pip install --no-deps -r requirements.txt
 
-``requirements.txt`` is the course's lock file; its ``-e .`` line installs the course package
-from the bundle's own ``src/usrok`` (with ``pyproject.toml``), so the notebooks find the
-bundle's ``data/`` wherever they are opened.
+The bundle's ``requirements.txt`` is the course's lock file less what Binder leaves out too
+(:func:`student_requirements`: otter's PDF extra, the site build), installed as pinned without
+resolving (a resolving install would bring the PDF extra, Playwright, back). Its ``-e .`` line
+installs the course package from the bundle's own ``src/usrok`` (with ``pyproject.toml``), so
+the notebooks find the bundle's ``data/`` wherever they are opened.
 
 What the zip holds (:func:`contents`): the book's notebook pages as unexecuted ``.ipynb``
 (converted from their MyST sources; not the instructor guide, which reads the answer keys),
@@ -43,7 +45,7 @@ from pathlib import Path
 __all__ = ["SETUP_COMMAND", "FOLDER", "BUNDLE_DIR", "contents", "bundle_name", "write_bundle",
            "guard_setup_cell", "unguard_setup_cell", "is_guarded", "missing_message"]
 
-SETUP_COMMAND = "python -m pip install -r requirements.txt"
+SETUP_COMMAND = "python -m pip install --no-deps -r requirements.txt"
 FOLDER = "us-rok-course"  # the one folder inside the zip
 BUNDLE_DIR = "bundle"  # inside the built book
 MENU_TEXT = "Course bundle (.zip)"
@@ -54,6 +56,7 @@ NOT_IN_BUNDLE = {"chapters/instructor_guide": "for teachers; builds tables from 
 PACKAGE_SUFFIXES = (".py", ".css", ".js", ".svg")  # the package's files (pyproject: package-data)
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: the same for every build
 FORMAT_VERSION = "1"  # change to rebuild every bundle (e.g. a new layout)
+INSTALLER = "tools/install_lock.sh"  # names the packages the student's set-up leaves out
 
 
 # --------------------------------------------------------------------------- what goes in
@@ -98,11 +101,29 @@ def _versions() -> str:
     return f"jupytext {version('jupytext')}, nbformat {version('nbformat')}"
 
 
+def student_requirements(root: Path) -> bytes:
+    """The lock less the packages Binder leaves out (the groups named in tools/install_lock.sh)."""
+    script = (root / INSTALLER).read_text(encoding="utf-8")
+    left_out = set()
+    for group in ("PDF_EXPORT_ONLY", "SITE_BUILD_ONLY"):
+        left_out |= set(re.search(rf'^{group}="(.*)"$', script, re.M).group(1).split())
+    lines = [f"# The course's lock ({INSTALLER.removeprefix('tools/')} leaves out: {' '.join(sorted(left_out))}).",
+             f"# Install as pinned, without resolving: {SETUP_COMMAND}"]
+    keep = True
+    for line in (root / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith((" ", "#")):
+            keep = re.split(r"[=; ]", line, maxsplit=1)[0] not in left_out
+        if keep and not line.startswith("#"):
+            lines.append(line)
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
 def input_key(root: Path, files: dict[str, Path] | None = None) -> str:
     """A digest of everything the bundle is made from (sources, this module, converters)."""
     files = contents(root) if files is None else files
     digest = hashlib.sha256(f"usrok bundle {FORMAT_VERSION}\n{_versions()}\n".encode())
     digest.update(Path(__file__).read_bytes())
+    digest.update((root / INSTALLER).read_bytes())
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0" + files[rel].read_bytes() + b"\0")
     return digest.hexdigest()
@@ -137,7 +158,7 @@ def readme(key: str) -> str:
           answer with `grader.check("q1")`; your instructor grades the hand-in);
         - `data/`: the tables the notebooks read, with their sources (`datapackage.json`);
         - `src/usrok/` and `pyproject.toml`: the course's Python package;
-        - `requirements.txt`: every package the course uses, pinned (the lock file).
+        - `requirements.txt`: every package the notebooks use, pinned (the course's lock file).
 
         ## Set-up (once)
 
@@ -145,7 +166,8 @@ def readme(key: str) -> str:
 
             {SETUP_COMMAND}
 
-        It installs the pinned packages and the course package (from `src/`). To keep them
+        It installs the pinned packages as they are (no dependency resolution: the list is
+        complete) and the course package (from `src/`). To keep them
         apart from your other projects, make and activate a virtual environment first
         (`python -m venv .venv`, then `source .venv/bin/activate`, or
         `.venv\\Scripts\\activate` on Windows).
@@ -175,6 +197,7 @@ def write_bundle(root: Path, out_dir: Path) -> Path:
     members = {rel: (_chapter_notebook(src) if rel.endswith(".ipynb") and src.suffix == ".md"
                      else src.read_bytes()) for rel, src in files.items()}
     members["README.md"] = readme(key).encode("utf-8")
+    members["requirements.txt"] = student_requirements(root)
     partial = target.with_suffix(".zip.part")
     with zipfile.ZipFile(partial, "w") as zf:
         for rel in sorted(members):
