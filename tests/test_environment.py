@@ -62,9 +62,9 @@ INSTALLER = ROOT / "tools" / "install_lock.sh"
 
 def left_out(group: str = "PDF_EXPORT_ONLY") -> set[str]:
     """A group of packages the installer leaves out: PDF_EXPORT_ONLY (always), SITE_BUILD_ONLY (Binder)."""
-    m = re.search(rf'^{group}="(.*)"$', INSTALLER.read_text(), re.M)
-    assert m, f"the installer names the packages it leaves out ({group})"
-    return {canonicalize_name(n) for n in m.group(1).split()}
+    from usrok.bundle import installer_group
+
+    return {canonicalize_name(n) for n in installer_group(ROOT, group)}
 
 
 def pdf_export_only() -> set[str]:

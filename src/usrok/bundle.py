@@ -101,12 +101,18 @@ def _versions() -> str:
     return f"jupytext {version('jupytext')}, nbformat {version('nbformat')}"
 
 
+def installer_group(root: Path, group: str) -> list[str]:
+    """The packages tools/install_lock.sh names in one of its groups (PDF_EXPORT_ONLY: never
+    installed; SITE_BUILD_ONLY: not on Binder), as the lock spells them."""
+    match = re.search(rf'^{group}="(.*)"$', (root / INSTALLER).read_text(encoding="utf-8"), re.M)
+    if not match:
+        raise ValueError(f"{INSTALLER} names no group {group}")
+    return match.group(1).split()
+
+
 def student_requirements(root: Path) -> bytes:
     """The lock less the packages Binder leaves out (the groups named in tools/install_lock.sh)."""
-    script = (root / INSTALLER).read_text(encoding="utf-8")
-    left_out = set()
-    for group in ("PDF_EXPORT_ONLY", "SITE_BUILD_ONLY"):
-        left_out |= set(re.search(rf'^{group}="(.*)"$', script, re.M).group(1).split())
+    left_out = set(installer_group(root, "PDF_EXPORT_ONLY")) | set(installer_group(root, "SITE_BUILD_ONLY"))
     lines = [f"# The course's lock ({INSTALLER.removeprefix('tools/')} leaves out: {' '.join(sorted(left_out))}).",
              f"# Install as pinned, without resolving: {SETUP_COMMAND}"]
     keep = True
